@@ -1,0 +1,30 @@
+"""Recalibration operators with one interface: ``op(channels, ...)``, ``op.gate(x)``, ``op(x) = x * gate``.
+
+| name    | class                 | paper |
+|---------|-----------------------|-------|
+| mssar   | :class:`MSSAR`        | Wang et al., ECCV 2018 (arXiv:1804.00787) |
+| se      | :class:`SqueezeExcite` | Hu et al., CVPR 2018 (arXiv:1709.01507) |
+| ge      | :class:`GatherExcite` | Hu et al., NeurIPS 2018 (arXiv:1810.12348) |
+| sge     | :class:`SpatialGroupEnhance` | Li et al., 2019 (arXiv:1905.09646) |
+| none    | :class:`Identity`     | the plain backbone |
+"""
+
+from .ge import GatherExcite
+from .identity import Identity
+from .mssar import MSSAR
+from .registry import build_recalib, get_recalib_class, list_recalibs, parse_recalib_spec, register_recalib
+from .se import SqueezeExcite
+from .sge import SpatialGroupEnhance
+
+__all__ = [
+    "MSSAR",
+    "GatherExcite",
+    "Identity",
+    "SpatialGroupEnhance",
+    "SqueezeExcite",
+    "build_recalib",
+    "get_recalib_class",
+    "list_recalibs",
+    "parse_recalib_spec",
+    "register_recalib",
+]
