@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 
 __all__ = ["AxisPartition", "axis_partition", "sliding_bounds"]
 
@@ -59,9 +58,18 @@ class AxisPartition:
         return rows
 
 
-@lru_cache(maxsize=256)
+_PARTITIONS: dict[tuple[int, tuple[int, ...]], AxisPartition] = {}
+
+
 def axis_partition(n: int, scales: tuple[int, ...]) -> AxisPartition:
     """The regional partition of an axis of length ``n`` for ``scales`` (see the module docstring)."""
+    key = (n, scales)
+    if key not in _PARTITIONS:  # a plain dict, not lru_cache: torch.compile traces through it silently
+        _PARTITIONS[key] = _axis_partition(n, scales)
+    return _PARTITIONS[key]
+
+
+def _axis_partition(n: int, scales: tuple[int, ...]) -> AxisPartition:
     if n <= 0:
         raise ValueError(f"MSSAR: feature maps must have positive size, got an axis of length {n}")
     bands = [tuple(i * k // n for i in range(n)) for k in scales]  # per scale, band id of each position
@@ -90,7 +98,6 @@ def axis_partition(n: int, scales: tuple[int, ...]) -> AxisPartition:
     )
 
 
-@lru_cache(maxsize=256)
 def sliding_bounds(n: int, h: int, w: int, k: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Window bounds along an axis of length ``n`` for the sliding strategy on an h x w map at scale k.
 

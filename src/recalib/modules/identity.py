@@ -25,6 +25,7 @@ class Identity(nn.Module):
         return torch.ones_like(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _validate.check_input(x, self.channels, "Identity")
         return x
 
     def extra_repr(self) -> str:

@@ -54,6 +54,9 @@ class MSSAR(nn.Module):
     (regional) or ``(C_in + C) * D' * L * H * W`` (sliding).
     """
 
+    # Tests switch this off to check the fast paths against the general (matrix / gather) path.
+    _fast_paths: bool = True
+
     def __init__(
         self,
         channels: int,
@@ -104,9 +107,9 @@ class MSSAR(nn.Module):
     # ---------------------------------------------------------------------------------- regional ---
     def _regional_cells(self, src: torch.Tensor) -> torch.Tensor:
         """The combined gate at refinement-cell resolution: N, rh, rw, C (mean over scales of Eq. 1)."""
-        n, _, h, w = src.shape
+        n, h, w = src.shape[0], int(src.shape[2]), int(src.shape[3])  # geometry is static: plain ints
         ph, pw = axis_partition(h, self.scales), axis_partition(w, self.scales)
-        if ph.uniform and pw.uniform:
+        if self._fast_paths and ph.uniform and pw.uniform:
             ref = F.avg_pool2d(src, (h // ph.num_ref, w // pw.num_ref))  # N, C, rh, rw
         else:  # unequal cells: two averaging matrix products
             ah = _const(ph.ref_mean_weights(), src, src.dtype)  # rh, H
@@ -132,15 +135,16 @@ class MSSAR(nn.Module):
 
     def _regional_full(self, cells: torch.Tensor, h: int, w: int) -> torch.Tensor:
         """Refinement-cell gate N, rh, rw, C -> full-resolution gate N, C, H, W (a permuted view)."""
-        ph, pw = axis_partition(h, self.scales), axis_partition(w, self.scales)
+        ph, pw = axis_partition(int(h), self.scales), axis_partition(int(w), self.scales)
         full = cells.index_select(1, _const(ph.ref_of_pos, cells)).index_select(2, _const(pw.ref_of_pos, cells))
         return full.permute(0, 3, 1, 2)
 
     # ----------------------------------------------------------------------------------- sliding ---
     def _sliding_gate(self, src: torch.Tensor) -> torch.Tensor:
         """Full-resolution gate N, C, H, W from window means computed with one integral image."""
-        n, _, h, w = src.shape
-        sat = F.pad(src.float().cumsum(2).cumsum(3), (1, 0, 1, 0))  # N, C_in, H+1, W+1 (fp32 for accuracy)
+        h, w = int(src.shape[2]), int(src.shape[3])
+        acc = torch.float64 if src.dtype == torch.float64 else torch.float32  # never sum in half precision
+        sat = F.pad(src.to(acc).cumsum(2).cumsum(3), (1, 0, 1, 0))  # N, C_in, H+1, W+1
         total = None
         for i, k in enumerate(self.scales):
             lo_h, hi_h = sliding_bounds(h, h, w, k)
@@ -167,11 +171,11 @@ class MSSAR(nn.Module):
         src = self._check(x, context)
         if self.strategy == "sliding":
             return x * self._sliding_gate(src).to(x.dtype)
-        n, c, h, w = x.shape
+        n, c, h, w = x.shape[0], x.shape[1], int(x.shape[2]), int(x.shape[3])
         cells = self._regional_cells(src).to(x.dtype)  # N, rh, rw, C
         rh, rw = cells.shape[1], cells.shape[2]
         ph, pw = axis_partition(h, self.scales), axis_partition(w, self.scales)
-        if ph.uniform and pw.uniform:
+        if self._fast_paths and ph.uniform and pw.uniform:
             # Broadcast the cell gate into the multiply through views: x as N, C, rh, H/rh, rw, W/rw.
             xv = x.view(n, c, rh, h // rh, rw, w // rw)
             g = cells.permute(0, 3, 1, 2)[:, :, :, None, :, None]  # N, C, rh, 1, rw, 1

@@ -55,17 +55,19 @@ class SpatialGroupEnhance(nn.Module):
         v = xg.mean((3, 4), keepdim=True)  # N, G, C/G, 1, 1
         sim = (xg * v).sum(2).float()  # N, G, H, W
         mu = sim.mean((2, 3), keepdim=True)
-        std = sim.std((2, 3), keepdim=True, unbiased=h * w > 1)
+        std = sim.std((2, 3), keepdim=True, correction=1 if int(h) * int(w) > 1 else 0)
         a = (sim - mu) / (std + self.eps) * self.weight + self.bias  # N, G, H, W
         return torch.sigmoid(a).to(x.dtype).unsqueeze(2)  # N, G, 1, H, W
 
     def gate(self, x: torch.Tensor) -> torch.Tensor:
         """The gate Z in (0, 1), expanded to ``x.shape`` (constant over each group's channels)."""
+        _validate.check_input(x, self.channels, "SpatialGroupEnhance")
         n, c, h, w = x.shape
         g = self._group_gate(x).expand(n, self.groups, c // self.groups, h, w)
         return g.reshape(n, c, h, w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _validate.check_input(x, self.channels, "SpatialGroupEnhance")
         n, c, h, w = x.shape
         xg = x.view(n, self.groups, c // self.groups, h, w)
         # The product keeps xg's strides, so this view back is valid for NCHW and channels_last alike.
