@@ -1,0 +1,177 @@
+"""Finding data files on disk, verifying their SHA-256, and downloading them atomically.
+
+Search order for a data set ``<name>``: the ``data_dir`` argument (and ``data_dir/<name>``), then
+``$RECALIB_DATA`` (and ``$RECALIB_DATA/<name>``), then ``/usr/share/datasets/<name>`` (Debian's
+``dataset-*`` packages), then the download cache ``$XDG_CACHE_HOME/recalib/data/<name>``
+(``~/.cache/...``). A file that is found but has the wrong SHA-256 is an error, never skipped.
+
+Downloads stream into a temporary file next to the destination, are verified, and only then
+``os.replace``-d into place: an interrupted or corrupted download never leaves a file behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from ._base import DataError, DataNotFoundError
+
+__all__ = [
+    "SYSTEM_DATA_DIRS",
+    "cache_dir",
+    "download_file",
+    "download_target",
+    "locate_file",
+    "search_dirs",
+    "sha256_file",
+]
+
+#: Directories searched after ``data_dir`` and ``$RECALIB_DATA`` (each joined with the data set's name).
+SYSTEM_DATA_DIRS: tuple[Path, ...] = (Path("/usr/share/datasets"),)
+_CHUNK = 1 << 20
+_TIMEOUT_S = 60.0
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def cache_dir() -> Path:
+    """Where downloads go when neither ``data_dir`` nor ``$RECALIB_DATA`` is given."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "recalib" / "data"
+
+
+def search_dirs(name: str, data_dir: str | os.PathLike[str] | None) -> list[Path]:
+    """Directories searched for data set ``name``, in order (see the module docstring)."""
+    dirs: list[Path] = []
+    for root in (data_dir, os.environ.get("RECALIB_DATA") or None):
+        if root is not None:
+            root = Path(root).expanduser()
+            dirs += [root, root / name]
+    dirs += [d / name for d in SYSTEM_DATA_DIRS]
+    dirs.append(cache_dir() / name)
+    return list(dict.fromkeys(dirs))  # drop repeats, keep order
+
+
+def download_target(name: str, data_dir: str | os.PathLike[str] | None) -> Path:
+    """Where a download of data set ``name`` is written: under ``data_dir``, else ``$RECALIB_DATA``, else the cache."""
+    root = data_dir if data_dir is not None else os.environ.get("RECALIB_DATA") or None
+    return (Path(root).expanduser() if root is not None else cache_dir()) / name
+
+
+def _progress(total: int | None, desc: str) -> Any:  # a tqdm bar, or None
+    if not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr)
+
+
+def _fetch(url: str, out: BinaryIO, desc: str) -> None:
+    """Stream ``url`` into ``out``; a tqdm bar on stderr when it is a terminal. Network errors raise ``OSError``."""
+    request = urllib.request.Request(url, headers={"User-Agent": "recalib"})
+    with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
+        length = response.headers.get("Content-Length")
+        bar = _progress(int(length) if length else None, desc)
+        try:
+            while chunk := response.read(_CHUNK):
+                out.write(chunk)
+                if bar is not None:
+                    bar.update(len(chunk))
+        finally:
+            if bar is not None:
+                bar.close()
+
+
+def download_file(url: str, dest: str | os.PathLike[str], sha256: str) -> Path:
+    """Download ``url`` to ``dest`` if its SHA-256 is ``sha256``; ``DataError`` (and no file) otherwise."""
+    dest = Path(dest)
+    created = [d for d in (dest.parent, *dest.parent.parents) if not d.exists()]  # removed again on failure
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    tmp = Path(tmp_name)
+    ok = False
+    try:
+        with os.fdopen(fd, "wb") as f:
+            _fetch(url, f, desc=dest.name)
+            f.flush()
+            os.fsync(f.fileno())
+        got = sha256_file(tmp)
+        if got != sha256:
+            raise DataError(
+                f"checksum mismatch downloading {url}: expected SHA-256 {sha256}, got {got} "
+                f"({tmp.stat().st_size} bytes). The download was corrupted or the file on the server changed; "
+                f"nothing was written to {dest}. Retry, or fetch the file by hand and check it with sha256sum."
+            )
+        os.replace(tmp, dest)
+        ok = True
+    finally:
+        tmp.unlink(missing_ok=True)
+        if not ok:
+            for d in created:
+                try:
+                    d.rmdir()  # only if still empty
+                except OSError:
+                    break
+    return dest
+
+
+def locate_file(
+    name: str,
+    filename: str,
+    sha256: str,
+    url: str,
+    *,
+    data_dir: str | os.PathLike[str] | None,
+    download: bool,
+    fix: str,
+    also_needed: Sequence[str] = (),
+) -> Path:
+    """Path of a verified copy of ``filename`` of data set ``name``, downloading it from ``url`` if allowed.
+
+    Raises ``DataError`` if a copy is found with the wrong SHA-256, ``DataNotFoundError`` if there is none
+    and it cannot be downloaded. ``fix`` is the data set's "how to get it" advice for the message;
+    ``also_needed`` lists the sibling files a user should put next to it.
+    """
+    looked = []
+    for d in search_dirs(name, data_dir):
+        path = d / filename
+        looked.append(path)
+        if path.is_file():
+            got = sha256_file(path)
+            if got != sha256:
+                raise DataError(
+                    f"{name}: {path} has SHA-256 {got}, expected {sha256}: the file is corrupt, truncated "
+                    f"or a different version. Delete it (it will be downloaded again from {url}) or replace it "
+                    f"with the official file."
+                )
+            return path
+    dest = download_target(name, data_dir) / filename
+    if download:
+        try:
+            return download_file(url, dest, sha256)
+        except OSError as err:  # network failure, read-only destination, ...
+            reason = f"Downloading {url} to {dest} failed: {err}"
+    else:
+        reason = "Not downloaded, because download=False"
+    files = ", ".join(dict.fromkeys([filename, *also_needed]))
+    raise DataNotFoundError(
+        f"{name}: could not find {filename} (SHA-256 {sha256}).\n"
+        f"Looked in:\n" + "".join(f"  {p}\n" for p in looked) + f"{reason}.\n"
+        f"To fix: {fix}, or pass --data-dir DIR (data_dir=DIR) with {files} in DIR or DIR/{name}, "
+        f"or set RECALIB_DATA=DIR likewise, or allow the download (network access to {url})."
+    )
