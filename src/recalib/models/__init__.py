@@ -1,0 +1,197 @@
+"""The model zoo: the MS-SAR paper's backbones, each with a recalibration slot in every block.
+
+``create_model(name, *, num_classes, in_chans, recalib, recalib_args, pretrained, **model_kwargs)``:
+
+| name | paper | default classes / input |
+|---|---|---|
+| ``resnet20 resnet32 resnet44 resnet56 resnet110`` | He et al. 2016, CIFAR (option-A shortcuts; ``shortcut="B"``) | 10 / 32x32 |
+| ``densenet_bc_100`` (k = 12), ``densenet_bc_190`` (k = 40) | Huang et al. 2017, DenseNet-BC (``multi_stage=True``) | 10 / 32x32 |
+| ``resnet18 resnet34 resnet50 resnet101`` | He et al. 2016, torchvision layout (v1.5) | 1000 / 224x224 |
+| ``resnext50_32x4d`` | Xie et al. 2017, torchvision layout | 1000 / 224x224 |
+
+Where the operator sits: SPEC section 5 (residual branch after the last BN; DenseNet-BC's k new features).
+``recalib`` accepts what :func:`recalib.models._common.resolve_recalib` documents (a name, the textual form,
+a class, a callable taking ``channels``); per-operator defaults for small channel counts are listed there.
+Every model has ``model_name``, ``recalib_spec``, ``default_cfg`` and the interface of
+:class:`recalib.models._common.ZooModel`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from ._common import RecalibLike, RecalibSlot, ZooModel, check_config_kwargs, resolve_recalib
+from .cifar_resnet import CifarResNet, CifarResNetConfig
+from .densenet import DenseNet, DenseNetConfig
+from .imagenet_resnet import ImageNetResNet, ImageNetResNetConfig
+
+__all__ = [
+    "create_model",
+    "list_models",
+    "register_model",
+    "model_info",
+    "resolve_recalib",
+    "RecalibSlot",
+    "ZooModel",
+    "CifarResNet",
+    "CifarResNetConfig",
+    "DenseNet",
+    "DenseNetConfig",
+    "ImageNetResNet",
+    "ImageNetResNetConfig",
+    "OPERATOR_PLACEMENT_KWARGS",
+]
+
+# Model arguments that only say how the operator is placed; the plain backbone (no operator) drops them.
+OPERATOR_PLACEMENT_KWARGS = frozenset({"multi_stage"})
+
+Builder = Callable[..., nn.Module]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A registered model: ``builder(slot, num_classes=, in_chans=, **model_kwargs)``, its defaults."""
+
+    name: str
+    builder: Builder
+    num_classes: int
+    input_size: int
+    family: str
+
+
+_MODELS: dict[str, ModelInfo] = {}
+
+
+def register_model(name: str, *, num_classes: int, input_size: int, family: str) -> Callable[[Builder], Builder]:
+    """Decorator adding ``builder(slot, *, num_classes, in_chans, **model_kwargs) -> nn.Module`` to the zoo."""
+
+    def deco(builder: Builder) -> Builder:
+        if name in _MODELS:
+            raise ValueError(f"model {name!r} is already registered")
+        _MODELS[name] = ModelInfo(name, builder, num_classes, input_size, family)
+        return builder
+
+    return deco
+
+
+def list_models() -> list[str]:
+    """Names accepted by :func:`create_model`, in the zoo's order (CIFAR ResNets, DenseNets, ImageNet)."""
+    return list(_MODELS)
+
+
+def model_info(name: str) -> ModelInfo:
+    """The registry entry of ``name``; ``ValueError`` listing the valid names otherwise."""
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(_MODELS)}")
+    return _MODELS[name]
+
+
+def create_model(
+    name: str,
+    *,
+    num_classes: int | None = None,
+    in_chans: int = 3,
+    recalib: RecalibLike | RecalibSlot = None,
+    recalib_args: Mapping[str, Any] | None = None,
+    pretrained: str | None = None,
+    **model_kwargs: Any,
+) -> ZooModel:
+    """Build zoo model ``name`` with the operator ``recalib`` in every block.
+
+    Args:
+        name: one of :func:`list_models`.
+        num_classes: classifier outputs; default 10 for the CIFAR zoo, 1000 for the ImageNet models; 0 gives
+            a model without classifier (``forward`` returns pooled features).
+        in_chans: input channels (1 for Fashion-MNIST).
+        recalib: ``None``/``"none"``, an operator name, its textual form
+            (``"mssar(scales=(1, 2), strategy='sliding')"``), an ``nn.Module`` class or a callable taking
+            ``channels``.
+        recalib_args: keyword arguments for the operator, overriding those of the textual form.
+        pretrained: a tag of :mod:`recalib.pretrained`'s manifest; the weights are verified and loaded.
+        model_kwargs: fields of the family's config dataclass, e.g. ``shortcut="B"`` (CIFAR ResNets),
+            ``multi_stage=True`` (DenseNets), ``stride_in_1x1=True`` (ImageNet bottlenecks), ``img_size``.
+
+    Raises:
+        ValueError: unknown model, operator, operator argument or model argument (the message lists the
+            valid ones), or an impossible combination such as ``multi_stage=True`` without MS-SAR.
+    """
+    info = model_info(name)
+    if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
+        raise ValueError(f"in_chans must be a positive int, got {in_chans!r}")
+    if num_classes is None:
+        num_classes = info.num_classes
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
+        raise ValueError(f"num_classes must be a non-negative int, got {num_classes!r}")
+    slot = resolve_recalib(recalib, recalib_args)
+    model = info.builder(slot, num_classes=num_classes, in_chans=in_chans, **model_kwargs)
+    assert isinstance(model, ZooModel)
+    model.model_name = name
+    model.recalib_spec = slot.spec
+    model.default_cfg = {
+        "architecture": name,
+        "num_classes": num_classes,
+        "in_chans": in_chans,
+        "input_size": (in_chans, info.input_size, info.input_size),
+        "recalib": slot.spec,
+        "model_kwargs": dict(model_kwargs),
+    }
+    if pretrained is not None:
+        if slot.enabled and slot.spec is None:
+            raise ValueError("pretrained weights are catalogued by operator name; pass recalib as a name or spec string")
+        from recalib.pretrained import load_pretrained
+
+        load_pretrained(model, pretrained, model_name=name, recalib=slot.spec, in_chans=in_chans,
+                        num_classes=num_classes)
+    return model
+
+
+# ------------------------------------------------------------------------------------------- the zoo ---
+def _cifar_resnet(depth: int) -> Builder:
+    def build(slot: RecalibSlot, **kwargs: Any) -> nn.Module:
+        check_config_kwargs(f"resnet{depth}", CifarResNetConfig, kwargs)
+        if "depth" in kwargs:
+            raise ValueError(f"resnet{depth} fixes depth={depth}; pick another zoo name instead")
+        return CifarResNet(CifarResNetConfig(depth=depth, **kwargs), slot)
+
+    return build
+
+
+def _densenet(name: str, depth: int, growth_rate: int) -> Builder:
+    def build(slot: RecalibSlot, **kwargs: Any) -> nn.Module:
+        check_config_kwargs(name, DenseNetConfig, kwargs)
+        fixed = sorted({"depth", "growth_rate"} & set(kwargs))
+        if fixed:
+            raise ValueError(f"{name} fixes depth={depth} and growth_rate={growth_rate}; got {fixed}")
+        return DenseNet(DenseNetConfig(depth=depth, growth_rate=growth_rate, **kwargs), slot)
+
+    return build
+
+
+def _imagenet_resnet(name: str, **arch: Any) -> Builder:
+    def build(slot: RecalibSlot, **kwargs: Any) -> nn.Module:
+        check_config_kwargs(name, ImageNetResNetConfig, kwargs)
+        fixed = sorted(set(arch) & set(kwargs))
+        if fixed:
+            raise ValueError(f"{name} fixes {', '.join(f'{k}={arch[k]!r}' for k in fixed)}; pick another zoo name")
+        return ImageNetResNet(ImageNetResNetConfig(**arch, **kwargs), slot)
+
+    return build
+
+
+for _depth in (20, 32, 44, 56, 110):
+    register_model(f"resnet{_depth}", num_classes=10, input_size=32, family="cifar")(_cifar_resnet(_depth))
+register_model("densenet_bc_100", num_classes=10, input_size=32, family="cifar")(_densenet("densenet_bc_100", 100, 12))
+register_model("densenet_bc_190", num_classes=10, input_size=32, family="cifar")(_densenet("densenet_bc_190", 190, 40))
+_IMAGENET_ARCHS: dict[str, dict[str, Any]] = {
+    "resnet18": dict(layers=(2, 2, 2, 2), block="basic"),
+    "resnet34": dict(layers=(3, 4, 6, 3), block="basic"),
+    "resnet50": dict(layers=(3, 4, 6, 3), block="bottleneck"),
+    "resnet101": dict(layers=(3, 4, 23, 3), block="bottleneck"),
+    "resnext50_32x4d": dict(layers=(3, 4, 6, 3), block="bottleneck", groups=32, width_per_group=4),
+}
+for _name, _arch in _IMAGENET_ARCHS.items():
+    register_model(_name, num_classes=1000, input_size=224, family="imagenet")(_imagenet_resnet(_name, **_arch))

@@ -1,0 +1,289 @@
+"""What every zoo model shares: the recalibration slot, the backbone initialisation and the model base class.
+
+The slot (:class:`RecalibSlot`) turns the user's ``recalib`` + ``recalib_args`` into one factory
+``make(channels, *, context_channels=None, feat_size=None) -> nn.Module``, called once per block, like timm's
+``create_attn``. ``recalib`` may be
+
+* ``None`` or ``"none"``: no operator (an ``nn.Identity`` fills the slot, so state dicts match the plain backbone);
+* a registered name or its textual form, ``"mssar(scales=(1, 2), strategy='sliding')"``;
+* an ``nn.Module`` subclass whose first constructor argument is ``channels``;
+* any other callable taking ``channels`` (e.g. a ``functools.partial``).
+
+``recalib_args`` are keyword arguments added to (and overriding) those of the textual form.
+
+Per-operator defaults that adapt to small channel counts (applied only when the user did not set the argument):
+
+* ``sge``: ``groups`` = the largest divisor of ``channels`` that is at most 64 (the operator's default, 64,
+  whenever 64 divides ``channels``; 16 on 16-channel CIFAR stages, 12 on DenseNet-BC-100's 12 new features).
+* any operator with a ``feat_size`` argument (``ge`` with ``variant="theta"``/``"theta+"`` and a global
+  extent): the stage's feature size, when the model was built with ``img_size``.
+
+Everything else keeps the operator's own default (SE ``reduction=16`` gives a hidden width of 1 on 16 channels,
+exactly as the formula ``max(1, C // r)`` says; MS-SAR ``scales=(1, 2, 4)``, ``reduction=1``; GE global theta-).
+
+Initialisation (He et al. 2015, as torchvision and the original Torch ResNets): every backbone convolution
+``kaiming_normal_(mode="fan_out", nonlinearity="relu")``, BatchNorm weight 1 and bias 0, linear layers keep
+PyTorch's default. The operators keep their own initialisation (SGE's gamma = 0, beta = 1 matter). Nothing is
+zero-initialised unless ``zero_init_residual=True`` is asked for (ResNets).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..modules import MSSAR, get_recalib_class, list_recalibs, parse_recalib_spec
+
+__all__ = [
+    "RecalibSlot",
+    "RecalibLike",
+    "resolve_recalib",
+    "ZooModel",
+    "init_backbone",
+    "feature_size",
+    "check_config_kwargs",
+]
+
+RecalibLike = str | type | Callable[..., nn.Module] | None
+
+
+def _largest_divisor_at_most(n: int, bound: int) -> int:
+    return max(d for d in range(1, min(n, bound) + 1) if n % d == 0)
+
+
+def _sge_defaults(channels: int, kwargs: dict[str, Any]) -> dict[str, Any]:
+    if "groups" not in kwargs:
+        kwargs["groups"] = _largest_divisor_at_most(channels, 64)
+    return kwargs
+
+
+# Registry name -> adapts the keyword arguments to the channel count (documented in the module docstring).
+_ADAPTIVE_DEFAULTS: dict[str, Callable[[int, dict[str, Any]], dict[str, Any]]] = {"sge": _sge_defaults}
+
+
+def _registered_name(cls: type) -> str | None:
+    for name in list_recalibs():
+        if get_recalib_class(name) is cls:
+            return name
+    return None
+
+
+def _underlying_class(factory: Any) -> type | None:
+    """The class a factory builds, looking through ``functools.partial``; ``None`` if unknown."""
+    while isinstance(factory, functools.partial):
+        factory = factory.func
+    return factory if isinstance(factory, type) else None
+
+
+def _format_spec(name: str, kwargs: Mapping[str, Any]) -> str:
+    if not kwargs:
+        return name
+    return f"{name}(" + ", ".join(f"{k}={v!r}" for k, v in sorted(kwargs.items())) + ")"
+
+
+def _accepted_kwargs(factory: Any) -> set[str] | None:
+    """Keyword names the factory accepts; ``None`` when it takes ``**kwargs`` or cannot be inspected."""
+    try:
+        sig = inspect.signature(factory)  # a class: its constructor's parameters without self
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
+        return None
+    return {p for p in sig.parameters if p not in ("self", "channels")}
+
+
+@dataclass(frozen=True)
+class RecalibSlot:
+    """A resolved ``recalib`` argument: ``make(channels)`` builds the operator for one block.
+
+    Attributes:
+        factory: the class or callable, or ``None`` for no operator.
+        name: the registry name when the operator is registered (``None`` otherwise or for no operator).
+        kwargs: the keyword arguments given to every call (textual form + ``recalib_args``).
+        spec: the canonical textual form, ``"mssar(scales=(1, 2))"``, or ``None`` for no operator or an
+            unregistered factory.
+    """
+
+    factory: Callable[..., nn.Module] | None
+    name: str | None = None
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    spec: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.factory is not None
+
+    @property
+    def is_mssar(self) -> bool:
+        cls = _underlying_class(self.factory)
+        return cls is not None and issubclass(cls, MSSAR)
+
+    def make(
+        self,
+        channels: int,
+        *,
+        context_channels: int | None = None,
+        feat_size: tuple[int, int] | None = None,
+        **extra: Any,
+    ) -> nn.Module:
+        """The operator for a ``channels``-channel feature map (``nn.Identity`` when the slot is empty).
+
+        ``context_channels`` asks for multi-stage recalibration (MS-SAR only); ``feat_size`` is the stage's
+        feature size when known and is passed to operators that take it; ``extra`` goes to the factory.
+        """
+        if self.factory is None:
+            return nn.Identity()
+        kwargs = dict(self.kwargs)
+        if self.name in _ADAPTIVE_DEFAULTS:
+            kwargs = _ADAPTIVE_DEFAULTS[self.name](channels, kwargs)
+        accepted = _accepted_kwargs(self.factory)
+        if context_channels is not None:
+            if not self.is_mssar:
+                raise ValueError(
+                    f"multi-stage recalibration needs the MS-SAR operator (it takes context_channels), got {self.describe()}"
+                )
+            kwargs["context_channels"] = context_channels
+        if feat_size is not None and "feat_size" not in kwargs and accepted is not None and "feat_size" in accepted:
+            kwargs["feat_size"] = feat_size
+        kwargs.update(extra)
+        try:
+            return self.factory(channels, **kwargs)
+        except ValueError as exc:
+            hint = ""
+            if accepted is not None and "feat_size" in accepted and "feat_size" not in kwargs:
+                hint = "; create_model(..., img_size=H) gives every stage its feature size"
+            raise ValueError(f"building {self.describe()} for {channels} channels: {exc}{hint}") from None
+
+    def describe(self) -> str:
+        if self.spec is not None:
+            return repr(self.spec)
+        if self.factory is None:
+            return "no operator"
+        return repr(self.factory)
+
+
+def resolve_recalib(recalib: RecalibLike | RecalibSlot, recalib_args: Mapping[str, Any] | None = None) -> RecalibSlot:
+    """Turn a ``recalib`` argument (see the module docstring) into a :class:`RecalibSlot`.
+
+    Unknown operator names raise ``ValueError`` listing the valid ones; unknown arguments of a registered or
+    inspectable operator raise ``ValueError`` listing the accepted ones.
+    """
+    if isinstance(recalib, RecalibSlot):
+        if recalib_args:
+            return resolve_recalib(recalib.factory if recalib.name is None else recalib.name,
+                                   {**recalib.kwargs, **recalib_args})
+        return recalib
+    args = dict(recalib_args or {})
+    if recalib_args is not None and not isinstance(recalib_args, Mapping):
+        raise TypeError(f"recalib_args must be a dict of keyword arguments, got {type(recalib_args).__name__}")
+    name: str | None = None
+    factory: Any
+    if recalib is None:
+        factory = None
+    elif isinstance(recalib, str):
+        base, spec_kwargs = parse_recalib_spec(recalib)
+        factory = get_recalib_class(base)  # ValueError listing the valid names
+        name = _registered_name(factory)
+        args = {**spec_kwargs, **args}
+    elif isinstance(recalib, type):
+        if not issubclass(recalib, nn.Module):
+            raise TypeError(f"recalib class must be an nn.Module subclass taking channels, got {recalib!r}")
+        factory = recalib
+        name = _registered_name(recalib)
+    elif callable(recalib):
+        factory = recalib
+    else:
+        raise TypeError(
+            f"recalib must be None, an operator name or spec ({', '.join(list_recalibs())}), "
+            f"an nn.Module class or a callable taking channels; got {type(recalib).__name__}"
+        )
+    if name == "none":
+        if args:
+            raise ValueError(f"operator 'none' takes no arguments, got {sorted(args)}")
+        factory = None
+    if factory is None:
+        return RecalibSlot(None)
+    accepted = _accepted_kwargs(factory)
+    if accepted is not None:
+        unknown = sorted(set(args) - accepted)
+        if unknown:
+            owner = name or getattr(factory, "__name__", repr(factory))
+            raise ValueError(f"{owner}: unknown argument(s) {', '.join(unknown)}; valid arguments: {', '.join(sorted(accepted))}")
+    spec = _format_spec(name, args) if name is not None else None
+    return RecalibSlot(factory, name, dict(args), spec)
+
+
+def feature_size(img_size: int | tuple[int, int] | None, reduction: int) -> tuple[int, int] | None:
+    """Feature size after ``reduction`` of stride-2 stages (each maps n -> ceil(n / 2), with the usual padding)."""
+    if img_size is None:
+        return None
+    h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
+    return (-(-h // reduction), -(-w // reduction))
+
+
+def init_backbone(model: nn.Module) -> None:
+    """He-normal (fan-out) convolutions, unit BatchNorm; leaves the operators (every ``recalib`` slot) alone."""
+    for name, m in model.named_modules():
+        if "recalib" in name.split("."):
+            continue  # an operator or one of its parts: it keeps its own initialisation
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def check_config_kwargs(model_name: str, config_cls: type, kwargs: Mapping[str, Any]) -> None:
+    """``ValueError`` naming the unknown model arguments and the valid ones."""
+    valid = sorted(config_cls.__dataclass_fields__)  # type: ignore[attr-defined]
+    unknown = sorted(set(kwargs) - set(valid))
+    if unknown:
+        raise ValueError(f"{model_name}: unknown model argument(s) {', '.join(unknown)}; valid arguments: {', '.join(valid)}")
+
+
+class ZooModel(nn.Module):
+    """The interface every zoo model offers (timm's, so the models serve as backbones elsewhere).
+
+    ``forward_features(x)`` returns the last feature map (N, C, h, w); ``forward_head(x, pre_logits=False)``
+    pools and classifies it; ``reset_classifier(num_classes)`` replaces the classifier (0: identity);
+    ``feature_info`` lists ``{"num_chs", "reduction", "module"}`` per stage.
+    """
+
+    model_name: str = ""
+    recalib_spec: str | None = None
+    default_cfg: dict[str, Any]
+    num_classes: int
+    num_features: int
+    feature_info: list[dict[str, Any]]
+    fc: nn.Module
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = x.mean((2, 3))  # N, C: global average pooling
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the classifier with a freshly initialised one for ``num_classes`` (0 removes it)."""
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
+            raise ValueError(f"num_classes must be a non-negative int, got {num_classes!r}")
+        ref = next(self.parameters())
+        self.num_classes = num_classes
+        self.fc = (
+            nn.Linear(self.num_features, num_classes, device=ref.device, dtype=ref.dtype) if num_classes else nn.Identity()
+        )
