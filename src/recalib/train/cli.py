@@ -1,0 +1,108 @@
+"""``recalib train``: the command line mapped onto :class:`~recalib.train.config.TrainConfig`.
+
+Every field of the dataclass is an option (``batch_size`` -> ``--batch-size``; booleans also take
+``--no-...``); the value comes from, in increasing priority: the field's default, the ``--recipe``, a
+``--config config.json``, the options given. With ``--resume`` the run's own ``config.json`` takes the
+place of the recipe, so ``recalib train --out runs/x --resume`` is enough to continue a run.
+
+Examples::
+
+    recalib train --model resnet20 --recalib mssar --dataset fashion-mnist --recipe paper-cifar-resnet --out runs/x
+    recalib train --out runs/x --resume
+    torchrun --standalone --nproc_per_node=4 -m recalib train --recipe paper-cifar-resnet ... --out runs/y
+
+See :mod:`recalib.train.distributed` (or docs/training.md) for multi-node and elastic runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import typing
+from pathlib import Path
+from typing import Any
+
+from .config import FIELD_NAMES, RECIPES, TrainConfig, load_config_json, resolve_config
+
+__all__ = ["add_config_arguments", "config_from_args", "configure_parser", "run"]
+
+_ALIASES = {"wd": ["--weight-decay"], "out": ["-o"]}
+
+
+def add_config_arguments(parser: argparse.ArgumentParser | Any, skip: tuple[str, ...] = ("recipe",)) -> None:
+    """One option per :class:`TrainConfig` field; an option not given leaves no attribute on the namespace."""
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in skip:
+            continue
+        hint = hints[f.name]
+        flags = [f"--{f.name.replace('_', '-')}", *_ALIASES.get(f.name, [])]
+        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": f.metadata.get("help")}
+        if hint is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif hint == tuple[int, ...]:
+            kwargs.update(nargs="*", type=int, metavar="N")
+        elif hint in (int, float):
+            kwargs.update(type=hint, metavar="N" if hint is int else "X")
+        else:
+            kwargs.update(type=str, metavar=f.name.split("_")[-1].upper())
+        parser.add_argument(*flags, **kwargs)
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Train a zoo model under a recipe (paper protocols of SPEC section 6, or quick). Writes config.json, "
+        "metrics.jsonl, checkpoint.pt, summary.json and curves.png into --out."
+    )
+    parser.add_argument("--recipe", default=None, choices=list(RECIPES),
+                        help="base values of every field (default: paper-cifar-resnet)")
+    parser.add_argument("--config", default=None, metavar="JSON",
+                        help="start from the config.json of an earlier run (options given override it)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its checkpoint (starts it if there is none yet)")
+    parser.add_argument("--overwrite", action="store_true", help="delete a previous run in --out and start over")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
+    add_config_arguments(parser.add_argument_group("configuration (defaults: the recipe's)"))
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """Resolve the :class:`TrainConfig` an argument namespace describes (see the module docstring)."""
+    explicit = {name: getattr(args, name) for name in FIELD_NAMES if name != "recipe" and hasattr(args, name)}
+    recipe: str | None = getattr(args, "recipe", None)
+    base: dict[str, Any] = {}
+    if getattr(args, "config", None):
+        base = load_config_json(args.config)
+    elif getattr(args, "resume", False):
+        out = explicit.get("out") or resolve_config(recipe or "paper-cifar-resnet").out
+        run_config = Path(out) / "config.json"
+        if run_config.is_file():
+            base = load_config_json(run_config)
+    if base:
+        base_recipe = base.pop("recipe", None)
+        if recipe is not None and base_recipe is not None and recipe != base_recipe and args.resume:
+            raise ValueError(
+                f"--recipe {recipe} differs from the recipe of the run being resumed ({base_recipe}); drop --recipe"
+            )
+        recipe = recipe or base_recipe
+    return resolve_config(recipe or "paper-cifar-resnet", **{**base, **explicit})
+
+
+def run(args: argparse.Namespace) -> int:
+    from .engine import NonFiniteLossError
+    from .run import train
+
+    try:
+        config = config_from_args(args)
+        if args.print_config:
+            print(json.dumps(config.to_dict(), indent=2))
+            return 0
+        train(config, resume=args.resume, overwrite=args.overwrite)
+    except NonFiniteLossError as exc:
+        print(f"recalib train: stopped: {exc}", file=sys.stderr)
+        return 1
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"recalib train: error: {exc}", file=sys.stderr)
+        return 2
+    return 0

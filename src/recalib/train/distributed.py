@@ -1,0 +1,177 @@
+"""Distributed data parallel set-up, switched on by torchrun's environment (as nanoGPT does).
+
+One code path: a plain ``python -m recalib train ...`` is a world of one process; under
+``torchrun --nproc_per_node=N -m recalib train ...`` the variables ``RANK``, ``WORLD_SIZE`` and
+``LOCAL_RANK`` are set and :func:`setup` joins the process group: NCCL with one GPU per process when the
+device is CUDA, gloo on the CPU.
+
+Multi-node (and elastic) training uses torchrun's rendezvous; run the same command on every node::
+
+    torchrun --nnodes=2 --nproc_per_node=8 --rdzv-backend=c10d --rdzv-endpoint=HOST:29400 \\
+        --rdzv-id=JOB_ID --max-restarts=3 -m recalib train --recipe paper-imagenet ... \\
+        --out /shared/runs/x --resume
+
+``--out`` must be on a file system every node sees (rank 0 writes, every rank reads on resume). With
+``--resume``, a run that torchrun restarts after a failure (or with a different number of nodes,
+``--nnodes=MIN:MAX``) continues from the last checkpoint; the global batch stays the same, so it must be
+divisible by the new world size.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+__all__ = [
+    "DistInfo",
+    "all_gather_object",
+    "all_reduce",
+    "barrier",
+    "broadcast_buffers",
+    "cleanup",
+    "env_world",
+    "get_rank",
+    "get_world_size",
+    "is_distributed",
+    "setup",
+    "tensors_equal_across_ranks",
+]
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """This process's place in the job."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    local_world_size: int = 1
+    backend: str | None = None
+    owns_group: bool = False  # True if :func:`setup` created the process group (and cleanup destroys it)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
+
+
+def env_world() -> tuple[int, int, int, int]:
+    """``(rank, world_size, local_rank, local_world_size)`` from torchrun's variables (a world of one without)."""
+    world = _env_int("WORLD_SIZE", 1)
+    rank = _env_int("RANK", 0)
+    local_rank = _env_int("LOCAL_RANK", 0)
+    local_world = _env_int("LOCAL_WORLD_SIZE", world)
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(f"inconsistent torchrun environment: RANK={rank}, WORLD_SIZE={world}")
+    return rank, world, local_rank, local_world
+
+
+def setup(device: torch.device) -> DistInfo:
+    """Join the process group described by the environment (if any) on ``device``'s backend.
+
+    ``device`` must already be this process's device (``cuda:LOCAL_RANK`` under torchrun on GPUs).
+    If the group already exists (the caller set it up), it is used as is.
+    """
+    if dist.is_available() and dist.is_initialized():
+        return DistInfo(
+            rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=_env_int("LOCAL_RANK", 0),
+            local_world_size=_env_int("LOCAL_WORLD_SIZE", dist.get_world_size()),
+            backend=str(dist.get_backend()), owns_group=False,
+        )
+    rank, world, local_rank, local_world = env_world()
+    if world == 1:
+        return DistInfo(local_world_size=1)
+    if not dist.is_available():
+        raise RuntimeError("torch.distributed is not available in this build of PyTorch")
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    kwargs: dict[str, Any] = {"backend": backend}
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        kwargs["device_id"] = device
+    dist.init_process_group(**kwargs)
+    return DistInfo(rank, world, local_rank, local_world, backend, owns_group=True)
+
+
+def cleanup(info: DistInfo) -> None:
+    """Leave the process group if :func:`setup` created it."""
+    if info.owns_group and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def get_rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+def get_world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def all_reduce(tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
+    """In-place all-reduce (``sum``, ``min`` or ``max``) over the processes; a no-op in a world of one."""
+    if is_distributed():
+        ops = {"sum": dist.ReduceOp.SUM, "min": dist.ReduceOp.MIN, "max": dist.ReduceOp.MAX}
+        dist.all_reduce(tensor, op=ops[op])
+    return tensor
+
+
+def all_gather_object(obj: Any) -> list[Any]:
+    """Every process's ``obj``, in rank order (``[obj]`` in a world of one)."""
+    if not is_distributed():
+        return [obj]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def barrier() -> None:
+    if is_distributed():
+        dist.barrier()
+
+
+def broadcast_buffers(module: nn.Module, src: int = 0) -> None:
+    """Give every process rank ``src``'s buffers (BatchNorm running statistics) before evaluating.
+
+    DDP broadcasts them at the start of each training forward, but each rank then updates its copy with
+    its own batch; without this the ranks would evaluate slightly different models.
+    """
+    if not is_distributed():
+        return
+    for buf in module.buffers():
+        dist.broadcast(buf, src)
+
+
+def tensors_equal_across_ranks(tensors: Sequence[torch.Tensor]) -> bool:
+    """True if every process holds bit-identical ``tensors`` (one collective; used by ``check_ranks``)."""
+    flat = torch.cat([t.detach().reshape(-1).float() for t in tensors])  # P
+    bits = flat.view(torch.int32).to(torch.int64)  # P
+    weights = torch.arange(1, bits.numel() + 1, device=bits.device, dtype=torch.int64) % 1_000_003 + 1  # P
+    digest = torch.stack([(bits * weights).sum(), bits.sum(), (bits % 65_521).sum()])  # 3
+    if not is_distributed():
+        return True
+    high = digest.clone()
+    all_reduce(high, "max")
+    all_reduce(digest, "min")
+    return bool(torch.equal(high, digest))

@@ -1,0 +1,78 @@
+"""`recalib train`, `recalib eval` and `recalib quickstart` as a user runs them."""
+
+import json
+import runpy
+import subprocess
+import sys
+
+import pytest
+
+from recalib.cli import main
+from recalib.train.config import RECIPES
+
+TINY = ["--subset", "256", "--test-subset", "200", "--epochs", "1", "--batch-size", "64", "--threads", "1",
+        "--device", "cpu", "--no-progress"]
+
+
+def test_train_print_config(capsys) -> None:
+    assert main(["train", "--recipe", "quick", "--epochs", "2", "--lr", "0.3", "--print-config"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert (cfg["recipe"], cfg["epochs"], cfg["lr"], cfg["model"]) == ("quick", 2, 0.3, "resnet20")
+
+
+def test_train_user_errors_exit_2(capsys) -> None:
+    assert main(["train", "--recipe", "quick", "--schedule", "exp", "--print-config"]) == 2
+    assert "unknown schedule 'exp'; valid choices" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--recipe", "nope"])
+    assert exc.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+    assert main(["eval", "--checkpoint", "does/not/exist.pt"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_train_then_eval_as_module(tmp_path, capsys) -> None:
+    out = tmp_path / "x"
+    train = subprocess.run(
+        [sys.executable, "-m", "recalib", "train", "--model", "resnet20", "--recalib", "mssar", "--dataset",
+         "fashion-mnist", "--recipe", "paper-cifar-resnet", *TINY, "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert train.returncode == 0, train.stderr
+    assert "epoch 1/1" in train.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    # (the same dispatcher as `python -m recalib eval`, in this process to save an interpreter start)
+    assert main(["eval", "--checkpoint", str(out / "checkpoint.pt"), "--dataset", "fashion-mnist", "--subset", "200",
+                 "--device", "cpu", "--json", str(tmp_path / "eval.json")]) == 0
+    assert "top-1 error" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "eval.json").read_text())
+    assert metrics["test_images"] == 200
+    assert metrics["test_error"] == pytest.approx(summary["final_test_error"])
+
+
+def test_train_refuses_to_overwrite_a_run(tmp_path, capsys) -> None:
+    (tmp_path / "checkpoint.pt").write_bytes(b"an earlier run")
+    assert main(["train", "--recipe", "quick", *TINY, "--out", str(tmp_path)]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+
+
+def test_quickstart_prints_table_and_files(tmp_path, monkeypatch, capsys) -> None:
+    # The real recipe on a tiny slice (the full quick-start is measured in docs/training.md).
+    monkeypatch.setitem(RECIPES, "quick", {**RECIPES["quick"], "subset": 256, "test_subset": 200, "epochs": 1,
+                                           "batch_size": 64, "progress": False, "tensorboard": False})
+    assert main(["quickstart", "--out", str(tmp_path / "qs"), "--device", "cpu", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "test error" in out and "params" in out and "MACs" in out
+    for name in ("config.json", "metrics.jsonl", "checkpoint.pt", "summary.json", "curves.png"):
+        assert str(tmp_path / "qs" / name) in out
+    # Running it again replaces the previous quick-start.
+    assert main(["quickstart", "--out", str(tmp_path / "qs"), "--device", "cpu", "--threads", "1"]) == 0
+
+
+def test_quickstart_module_help(monkeypatch, capsys) -> None:
+    # `python -m recalib.train.quickstart --help`, run in this interpreter.
+    monkeypatch.setattr(sys, "argv", ["quickstart", "--help"])
+    monkeypatch.delitem(sys.modules, "recalib.train.quickstart", raising=False)
+    with pytest.raises(SystemExit) as exc:
+        runpy.run_module("recalib.train.quickstart", run_name="__main__")
+    assert exc.value.code == 0 and "--out" in capsys.readouterr().out

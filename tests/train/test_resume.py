@@ -1,0 +1,96 @@
+"""A run killed with SIGKILL at any moment and resumed ends bit-identical to an uninterrupted run (CPU).
+
+Real subprocesses of ``python -m recalib train`` on 256 Fashion-MNIST images, 3 epochs of 4 steps: one
+uninterrupted reference; one killed at some point after its first checkpoint; one killed in the middle of
+writing its second checkpoint (the test hook ``RECALIB_TEST_CHECKPOINT_PAUSE`` holds the process between
+the fsync of the temporary file and ``os.replace``). Both are resumed with ``--resume``.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from recalib.train import load_checkpoint
+
+pytestmark = pytest.mark.slow
+
+ARGS = ["--recipe", "quick", "--subset", "256", "--test-subset", "100", "--epochs", "3", "--batch-size", "64",
+        "--threads", "1", "--device", "cpu", "--no-tensorboard", "--no-progress"]
+
+
+def _cmd(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "recalib", "train", *ARGS, "--out", str(out), *extra]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "RECALIB_TEST_CHECKPOINT_PAUSE"}
+    return {**env, "OMP_NUM_THREADS": "1", **extra}
+
+
+def _wait_for(cond, proc: subprocess.Popen, timeout: float = 120.0) -> None:  # noqa: ANN001
+    end = time.monotonic() + timeout
+    while not cond():
+        assert proc.poll() is None, f"the run ended (rc {proc.returncode}) before the kill: {proc.stderr.read()}"
+        assert time.monotonic() < end, "timed out waiting for the run"
+        time.sleep(0.02)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+
+
+def _resume(outs: list[Path]) -> None:
+    procs = [subprocess.Popen(_cmd(out, "--resume"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=_env()) for out in outs]
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr
+        assert "resumed" in stdout
+
+
+def _assert_identical(ref: Path, other: Path) -> None:
+    a, b = load_checkpoint(ref / "checkpoint.pt"), load_checkpoint(other / "checkpoint.pt")
+    assert a["epoch"] == b["epoch"] == 3 and a["step"] == b["step"] == 12
+    assert a["model"].keys() == b["model"].keys()
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), f"{k} differs"
+    for i, s in a["optimizer"]["state"].items():
+        assert torch.equal(s["momentum_buffer"], b["optimizer"]["state"][i]["momentum_buffer"])
+    lines = [[json.loads(x) for x in (p / "metrics.jsonl").read_text().splitlines()] for p in (ref, other)]
+    assert [r["epoch"] for r in lines[1]] == [1, 2, 3]
+    for key in ("train_loss", "train_error", "test_loss", "test_error", "lr", "step"):
+        assert [r[key] for r in lines[0]] == [r[key] for r in lines[1]], key
+    assert not list(other.glob(".checkpoint.pt.tmp-*"))
+
+
+def test_sigkill_and_resume_is_bit_identical(tmp_path) -> None:
+    ref, killed, torn = tmp_path / "ref", tmp_path / "killed", tmp_path / "torn"
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    reference = subprocess.Popen(_cmd(ref), env=_env(), **pipes)
+
+    proc_killed = subprocess.Popen(_cmd(killed), env=_env(), **pipes)
+    proc_torn = subprocess.Popen(_cmd(torn), env=_env(RECALIB_TEST_CHECKPOINT_PAUSE="2:120"), **pipes)
+
+    # 1. Killed a moment after the first checkpoint appeared (somewhere in epoch 2).
+    _wait_for(lambda: (killed / "checkpoint.pt").exists(), proc_killed)
+    time.sleep(0.3)
+    _kill(proc_killed)
+    assert load_checkpoint(killed / "checkpoint.pt")["epoch"] in (1, 2)
+
+    # 2. Killed while writing the checkpoint of epoch 2: the temporary file exists, os.replace has not run.
+    _wait_for(lambda: any(torn.glob(".checkpoint.pt.tmp-*")) and (torn / "checkpoint.pt").exists(), proc_torn)
+    _kill(proc_torn)
+    assert load_checkpoint(torn / "checkpoint.pt")["epoch"] == 1  # the old checkpoint is intact
+
+    _resume([killed, torn])
+    assert reference.wait(timeout=300) == 0, reference.stderr.read()
+    _assert_identical(ref, killed)
+    _assert_identical(ref, torn)

@@ -1,0 +1,128 @@
+"""train(config): the run folder, resume rules and user errors, on tiny slices of real Fashion-MNIST."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from recalib.train import NonFiniteLossError, load_checkpoint, resolve_config, train
+from recalib.train.cli_eval import evaluate_checkpoint
+from recalib.train.config import TrainConfig
+
+METRIC_KEYS = {"epoch", "step", "lr", "train_loss", "train_error", "test_loss", "test_error", "test_top5_error",
+               "seconds", "images_per_s"}
+SUMMARY_KEYS = {"final_test_error", "best_test_error", "final_test_top5_error", "params", "macs", "wall_seconds",
+                "device", "versions", "git_commit", "epochs_completed", "config"}
+
+
+def tiny(out, **kw) -> TrainConfig:
+    values = {"subset": 256, "test_subset": 200, "epochs": 2, "batch_size": 64, "threads": 1, "device": "cpu",
+              "progress": False, "out": str(out), **kw}
+    return resolve_config("quick", **values)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    cfg = tiny(out)
+    return cfg, train(cfg), out
+
+
+def test_run_folder(finished) -> None:
+    cfg, summary, out = finished
+    assert {p.name for p in out.iterdir()} >= {"config.json", "metrics.jsonl", "checkpoint.pt", "summary.json",
+                                                "curves.png", "tb"}
+    assert TrainConfig.from_dict(json.loads((out / "config.json").read_text())) == cfg
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2] and [r["step"] for r in records] == [4, 8]
+    assert all(METRIC_KEYS <= set(r) for r in records)
+    assert all(0 <= r["test_error"] <= 100 and r["test_top5_error"] <= r["test_error"] for r in records)
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert SUMMARY_KEYS <= set(on_disk) and on_disk["status"] == "completed"
+    assert on_disk["final_test_error"] == records[-1]["test_error"]
+    assert on_disk["best_test_error"] == min(r["test_error"] for r in records)
+    assert on_disk["epochs_completed"] == 2 and on_disk["test_images"] == 200 and on_disk["train_images"] == 256
+    assert on_disk["params"] > 0 and on_disk["macs"] > 0 and on_disk["versions"]["torch"] == torch.__version__
+    assert summary["final_test_error"] == on_disk["final_test_error"]
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert any(p.name.startswith("events.out.tfevents") for p in (out / "tb").iterdir())
+
+
+def test_checkpoint_contents_and_eval(finished) -> None:
+    cfg, summary, out = finished
+    ck = load_checkpoint(out / "checkpoint.pt")
+    assert ck["epoch"] == 2 and ck["step"] == 8 and ck["config"] == cfg.to_dict()
+    assert set(ck) >= {"model", "optimizer", "scaler", "rng", "format_version", "history"}
+    assert not any(k.startswith(("module.", "_orig_mod.")) for k in ck["model"])  # unwrapped, uncompiled
+    # Re-evaluating the checkpoint on the same 200 test images reproduces the last epoch's numbers.
+    m = evaluate_checkpoint(out / "checkpoint.pt", device="cpu", subset=200)
+    assert m["test_images"] == 200
+    assert m["test_error"] == pytest.approx(summary["final_test_error"])
+    assert m["test_loss"] == pytest.approx(summary["final_test_loss"], rel=1e-5)
+
+
+def test_existing_run_needs_resume_or_overwrite(finished) -> None:
+    cfg, summary, out = finished
+    with pytest.raises(ValueError, match="already holds a run.*--resume.*--overwrite"):
+        train(cfg)
+    with pytest.raises(ValueError, match=r"configuration differs \(lr: checkpoint 0.4, now 0.1\)"):
+        train(tiny(out, lr=0.1), resume=True)
+    again = train(tiny(out, device="cpu", threads=2), resume=True)  # run-time fields may change; nothing left to do
+    assert again["epochs_completed"] == 2 and again["final_test_error"] == summary["final_test_error"]
+
+
+def test_val_split_evaluates_on_held_out_training_images(tmp_path) -> None:
+    s = train(tiny(tmp_path, epochs=1, val_split=300, test_subset=0, tensorboard=False))
+    assert s["eval_set"] == "validation" and s["test_images"] == 300 and s["train_images"] == 256
+
+
+def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path) -> None:
+    # lr 0.01 for epoch 1, then x1e30 from epoch 2: the loss becomes NaN/inf.
+    cfg = tiny(tmp_path, epochs=3, schedule="multistep", milestones=(1,), gamma=1e30, lr=0.01, warmup_epochs=0.0,
+               tensorboard=False)
+    with pytest.raises(NonFiniteLossError, match="not finite.*last good checkpoint"):
+        train(cfg)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 1
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["status"] == "diverged" and s["epochs_completed"] == 1 and math.isfinite(s["final_test_error"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"sync_bn": True}, "sync-bn needs CUDA"),
+        ({"model": "resnet7"}, "resnet7"),
+        ({"dataset": "mnist"}, "unknown data set 'mnist'"),
+        ({"device": "quantum"}, "unknown device 'quantum'"),
+        ({"batch_size": 512}, "no whole batch"),
+    ],
+)
+def test_user_errors(tmp_path, kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        train(tiny(tmp_path, **kwargs))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without CUDA")
+def test_cuda_requested_without_cuda(tmp_path) -> None:
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        train(tiny(tmp_path, device="cuda"))
+
+
+def test_folder_dataset_path(tmp_path) -> None:
+    """The ImageNet (ImageFolder) path end to end on 6 generated JPEGs: CPU batches moved to the device."""
+    image = pytest.importorskip("PIL.Image")
+    for split in ("train", "val"):
+        for c, wnid in enumerate(("n01440764", "n01443537")):
+            (tmp_path / "in" / split / wnid).mkdir(parents=True)
+            for i in range(3):
+                image.new("RGB", (40, 32), (200 * c, 50, 30 * i)).save(tmp_path / "in" / split / wnid / f"{i}.JPEG")
+    cfg = resolve_config("paper-imagenet", model="resnet18", data_dir=str(tmp_path / "in"), out=str(tmp_path / "o"),
+                         epochs=1, batch_size=2, eval_batch_size=2, workers=0, threads=1, device="cpu",
+                         tensorboard=False, progress=False)
+    s = train(cfg)
+    assert s["test_images"] == 6 and s["train_images"] == 6 and s["epochs_completed"] == 1
+    with pytest.raises(ValueError, match="only supported for small data sets"):
+        train(resolve_config("paper-imagenet", data_dir=str(tmp_path / "in"), out=str(tmp_path / "p"), subset=4))
+    with pytest.raises(ValueError, match="needs --data-dir"):
+        train(resolve_config("paper-imagenet", out=str(tmp_path / "q"), device="cpu"))
