@@ -1,0 +1,207 @@
+"""``recalib visualize``: what the gate Z looks at — input images next to the gates of chosen blocks.
+
+The picture SGE (Li et al., "Spatial Group-wise Enhance", arXiv:1905.09646, Fig. 1/4) and the MS-SAR paper
+(Wang et al., ECCV 2018, arXiv:1804.00787, Fig. 1: one gate per scale K, averaged by Eq. 2) use to show what a
+module highlights. For each test image (a row) and each chosen block, the grid shows the gate averaged over
+channels, as a heat map at the block's resolution, upsampled (nearest) to the input size:
+
+* MS-SAR: one column per scale K (``z^(K)``, :func:`recalib.analysis.gates.per_scale_gates`) and the combined
+  gate (their mean, Eq. 2);
+* every other operator (SE, GE, SGE): its gate ``op.gate(x)``; SE's is constant over space by construction.
+
+The colour scale is shared by all images and columns of one block (its range is in the column title), so
+brightness compares across images and scales. The model runs in eval mode (BatchNorm running statistics).
+
+    recalib visualize --checkpoint runs/x/checkpoint.pt --images 8 [--blocks auto|all|layer2.2,layer3.2] --out gates.png
+    recalib visualize --pretrained fashion-mnist --model resnet20 --recalib mssar --images 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["configure_parser", "gate_columns", "grid_pixel_size", "plot_gates", "run", "select_blocks"]
+
+HEADER_PX = 36  # strip above the grid holding the column titles
+FOOTER_PX = 14  # strip below the grid naming the model and the images
+
+
+def grid_pixel_size(n_images: int, n_columns: int, cell: int = 96) -> tuple[int, int]:
+    """(width, height) in pixels of the PNG: ``n_columns`` x ``n_images`` cells plus the title and footer strips."""
+    return n_columns * cell, n_images * cell + HEADER_PX + FOOTER_PX
+
+
+def select_blocks(names: Sequence[str], model: nn.Module, spec: str = "auto") -> list[str]:
+    """Operator names to plot: ``auto`` (the last operator of each stage), ``all``, or a comma-separated list of
+    names (with or without the ``.recalib`` suffix) or indices into ``names``."""
+    if not names:
+        raise ValueError("the model has no recalibration operator to visualise (recalib='none'?)")
+    if spec == "all":
+        return list(names)
+    if spec == "auto":
+        stages = [f["module"] for f in getattr(model, "feature_info", [])]
+        chosen = [[n for n in names if n == s or n.startswith(s + ".")][-1] for s in stages
+                  if any(n == s or n.startswith(s + ".") for n in names)]
+        return chosen or [names[-1]]
+    out = []
+    for item in (s.strip() for s in spec.split(",") if s.strip()):
+        if item.lstrip("-").isdigit():
+            i = int(item)
+            if not -len(names) <= i < len(names):
+                raise ValueError(f"block index {i} out of range: the model has {len(names)} operators")
+            out.append(names[i])
+        elif item in names or f"{item}.recalib" in names:
+            out.append(item if item in names else f"{item}.recalib")
+        else:
+            raise ValueError(f"unknown block {item!r}; operators: {', '.join(names)}")
+    return out
+
+
+@torch.no_grad()
+def gate_columns(model: nn.Module, x: torch.Tensor, blocks: Sequence[str] | str = "auto"
+                 ) -> list[tuple[str, str, torch.Tensor]]:
+    """``(block, column title, map N x h x w)`` for every column of the grid: channel-mean gates of ``blocks``."""
+    from ..modules import MSSAR
+    from .gates import capture_operator_inputs, per_scale_gates
+
+    model.eval()
+    with capture_operator_inputs(model) as records:
+        model(x)
+    names = [n for n, _, _ in records]
+    chosen = select_blocks(names, model, blocks) if isinstance(blocks, str) else list(blocks)
+    by_name = {n: (op, inputs) for n, op, inputs in records}
+    columns = []
+    for name in chosen:
+        op, inputs = by_name[name]
+        feat, context = inputs[0], (inputs[1] if len(inputs) > 1 else None)
+        short = name.removesuffix(".recalib")
+        if isinstance(op, MSSAR):
+            for k, z in zip(op.scales, per_scale_gates(op, feat, context)):
+                columns.append((short, f"K={k}", z.float().mean(1)))  # N, h, w
+            columns.append((short, "combined", op.gate(feat, context).float().mean(1)))
+        else:
+            columns.append((short, type(op).__name__, op.gate(feat).float().mean(1)))
+    return columns
+
+
+def plot_gates(images: torch.Tensor, columns: Sequence[tuple[str, str, torch.Tensor]], path: str | Path,
+               cell: int = 96, title: str = "") -> tuple[int, int]:
+    """Write the grid (rows = images; columns = input, then ``columns``) to ``path``; return its pixel size.
+
+    ``images``: N x C x H x W uint8 (C = 1 or 3), shown as they are.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = images.shape[0]
+    n_cols = 1 + len(columns)
+    width, height = grid_pixel_size(n, n_cols, cell)
+    dpi = 100
+    fig = plt.figure(figsize=(width / dpi, height / dpi), dpi=dpi)
+    size = images.shape[-2:]
+    ranges: dict[str, tuple[float, float]] = {}
+    for block, _, m in columns:
+        lo, hi = float(m.min()), float(m.max())
+        old = ranges.get(block, (lo, hi))
+        ranges[block] = (min(lo, old[0]), max(hi, old[1]))
+    pad = 2 / cell
+
+    def axes(row: int, col: int) -> Any:
+        x0 = col * cell / width
+        y0 = (height - HEADER_PX - (row + 1) * cell) / height
+        ax = fig.add_axes((x0 + pad * cell / width, y0 + pad * cell / height,
+                           (cell - 4) / width, (cell - 4) / height))
+        ax.set_axis_off()
+        return ax
+
+    titles = [("input", "")] + [(b, t) for b, t, _ in columns]
+    for col, (block, sub) in enumerate(titles):
+        text = block if not sub else f"{block}\n{sub}"
+        if col > 0:
+            lo, hi = ranges[block]
+            text += f" [{lo:.3g}, {hi:.3g}]"
+        fig.text((col + 0.5) * cell / width, 1 - 3 / height, text, ha="center", va="top", fontsize=6)
+    if title:
+        fig.text(0.005, 3 / height, title, fontsize=6, va="bottom")
+    for row in range(n):
+        img = images[row]
+        ax = axes(row, 0)
+        if img.shape[0] == 1:
+            ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        else:
+            ax.imshow(img.permute(1, 2, 0).numpy(), interpolation="nearest")
+        for col, (block, _, m) in enumerate(columns, start=1):
+            up = torch.nn.functional.interpolate(m[row][None, None], size=tuple(size), mode="nearest")[0, 0]
+            lo, hi = ranges[block]
+            axes(row, col).imshow(up.numpy(), cmap="viridis", vmin=lo, vmax=hi if hi > lo else lo + 1e-6,
+                                  interpolation="nearest")
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return width, height
+
+
+# ------------------------------------------------------------------------------------------- CLI ---
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.description = ("Plot test images next to the gate Z of chosen blocks (per scale and combined for "
+                          "MS-SAR) as a PNG grid.")
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="checkpoint.pt of a training run")
+    src.add_argument("--pretrained", metavar="TAG", help="published weights (with --model and --recalib)")
+    parser.add_argument("--model", default="resnet20", help="with --pretrained: the architecture")
+    parser.add_argument("--recalib", default="mssar", help="with --pretrained: the operator")
+    parser.add_argument("--dataset", default=None, help="data set of the images (default: the run's)")
+    parser.add_argument("--data-dir", default=None, help="folder holding the data set")
+    parser.add_argument("--images", type=int, default=8, help="number of test images (rows)")
+    parser.add_argument("--start", type=int, default=0, help="index of the first test image")
+    parser.add_argument("--blocks", default="auto",
+                        help="auto (last operator of each stage), all, or names/indices, comma-separated")
+    parser.add_argument("--cell", type=int, default=96, help="pixels per grid cell")
+    parser.add_argument("--out", default="gates.png", help="output PNG")
+
+
+def _load(args: argparse.Namespace) -> tuple[nn.Module, str, str]:
+    if args.checkpoint:
+        from ..train import model_from_checkpoint
+
+        model, cfg = model_from_checkpoint(args.checkpoint)
+        return model, args.dataset or cfg["dataset"], f"{cfg['model']} + {cfg['recalib']}, {args.checkpoint}"
+    from ..data import get_dataset_info
+    from ..models import create_model
+
+    dataset = args.dataset or args.pretrained
+    info = get_dataset_info(dataset)
+    model = create_model(args.model, recalib=args.recalib, in_chans=info.in_chans, num_classes=info.num_classes,
+                         pretrained=args.pretrained)
+    return model, dataset, f"{args.model} + {args.recalib}, pretrained {args.pretrained}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data import DeviceLoader, load_small
+
+    try:
+        if args.images < 1 or args.start < 0 or args.cell < 16:
+            raise ValueError("--images must be >= 1, --start >= 0 and --cell >= 16")
+        model, dataset, what = _load(args)
+        test = load_small(dataset, "test", data_dir=args.data_dir)
+        if args.start + args.images > len(test):
+            raise ValueError(f"--start {args.start} + --images {args.images} exceeds the {len(test)} test images")
+        idx = torch.arange(args.start, args.start + args.images)
+        subset = type(test)(test.images[idx], test.labels[idx], test.info, "test")
+        x, _ = next(iter(DeviceLoader(subset, args.images, train=False, device=torch.device("cpu"))))
+        columns = gate_columns(model, x, args.blocks)
+        w, h = plot_gates(subset.images, columns, args.out, cell=args.cell,
+                          title=f"{what}; {dataset} test images {args.start}..{args.start + args.images - 1}")
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"recalib visualize: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out} ({w} x {h} px, {len(columns)} gate columns)")
+    return 0
