@@ -8,11 +8,16 @@ sliding windows), z = sigmoid(W2 ReLU(BN(W1 y))) with bias-free W1 (D' x C_in) a
 D' = max(1, C // (L * reduction)); the gate is the mean of the L per-scale gates and the output X * Z.
 With ``context_channels`` the gate is computed from a second tensor (multi-stage recalibration, Sec. 3.4).
 
-Implementation (same function, cheaper):
-* regional: pool once, at the common refinement of all scales' partitions (a strided average when the
-  cells are equal, two small matrix products otherwise), derive every scale's cell means from it exactly,
-  run the FCs on the K^2 cell vectors only, combine the gates at cell resolution and broadcast them into
-  the multiply through a view; no full-resolution gate is ever formed per scale.
+Implementation (same function, cheaper; ``docs/performance.md`` has the measurements):
+* regional: pool once, at the common refinement of all scales' partitions (``_regions.cell_means``: a
+  strided average in channels_last when the cells are equal, thin matrix products otherwise), derive every
+  scale's cell means from it exactly (views when a scale's bands are unions of equally many refinement
+  bands, which the SPEC partition guarantees for scales dividing the largest one, even at 7x7 or 14x14;
+  small einsums otherwise), run each scale's FCs on its K^2 cell vectors (one GEMM per layer and scale:
+  a block-diagonal batched FC would multiply the FC work by L, see the docs), combine the gates at cell
+  resolution and broadcast them into the multiply (``_regions.recalibrate``); no full-resolution gate is
+  ever formed. On the eager autograd path, pooling and multiply are a fused autograd pair whose backward
+  does SE's full-resolution work and no more.
 * sliding: one integral image (summed-area table, paper footnote 3) serves every scale; the window sums
   cost four look-ups per position whatever the window size.
 Deviations from the paper: the sliding window is the square |dh| <= T, |dw| <= T (footnote 1's intent;
@@ -26,7 +31,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import _validate
-from ._regions import axis_partition, sliding_bounds
+from ._regions import (
+    CellGrid,
+    axis_partition,
+    cell_grid,
+    cell_means,
+    gather_full,
+    recalibrate,
+    scale_blocks,
+    scale_matrices,
+    sliding_bounds,
+)
 from .registry import register_recalib
 
 __all__ = ["MSSAR"]
@@ -83,11 +98,15 @@ class MSSAR(nn.Module):
         self.fc2 = nn.ModuleList(nn.Conv2d(self.hidden, channels, 1, bias=False) for _ in range(n))
 
     # ----------------------------------------------------------------------------------------------
-    def _fc(self, i: int, y: torch.Tensor) -> torch.Tensor:
-        """Scale i's recalibration function on M pooled vectors y (M, C_in) -> gate (M, C)."""
+    def _logits(self, i: int, y: torch.Tensor) -> torch.Tensor:
+        """Scale i's recalibration function before the sigmoid, on M pooled vectors y (M, C_in) -> M, C."""
         h = F.linear(y, self.fc1[i].weight.flatten(1))  # M, D'
         h = self.bn[i](h[:, :, None, None]).flatten(1)  # BN over the M vectors, as BatchNorm2d on the pooled map
-        return torch.sigmoid(F.linear(F.relu(h), self.fc2[i].weight.flatten(1)))  # M, C
+        return F.linear(F.relu(h), self.fc2[i].weight.flatten(1))  # M, C
+
+    def _fc(self, i: int, y: torch.Tensor) -> torch.Tensor:
+        """Scale i's recalibration function (Eq. 1) on M pooled vectors y (M, C_in) -> gate (M, C)."""
+        return torch.sigmoid(self._logits(i, y))
 
     def _check(self, x: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
         _validate.check_input(x, self.channels, "MSSAR")
@@ -105,39 +124,42 @@ class MSSAR(nn.Module):
         return context
 
     # ---------------------------------------------------------------------------------- regional ---
-    def _regional_cells(self, src: torch.Tensor) -> torch.Tensor:
-        """The combined gate at refinement-cell resolution: N, rh, rw, C (mean over scales of Eq. 1)."""
+    def _cell_gate(self, means: torch.Tensor, grid: CellGrid) -> torch.Tensor:
+        """Refinement-cell means N, rh, rw, C_in -> the combined gate (Eq. 1, 2) at refinement cells N, rh, rw, C.
+
+        Cells first (rows = cell, then sample), so that deriving every scale's cell means from the
+        refinement and averaging the scales' gates back onto it are one small matrix product each (exact
+        for unequal cells and for scales that do not nest), and each scale's block of rows is a view.
+        """
+        n, rh, rw, c_in = means.shape
+        derive, combine = scale_matrices(grid, means)  # sum_l B_l x rh*rw, rh*rw x sum_l B_l
+        ref = means.permute(1, 2, 0, 3).reshape(rh * rw, n * c_in)  # rh*rw, N*C_in
+        y_all = ref if len(self.scales) == 1 and derive.shape[0] == rh * rw else derive @ ref  # sum B, N*C_in
+        rows = [(b - a) * n for a, b in scale_blocks(grid)]  # vectors per scale
+        ys = y_all.reshape(sum(rows), c_in).split(rows)  # per scale: B_l*N, C_in (views; split, not slicing, so
+        # that the backward concatenates instead of scattering into zeros)
+        logits = [self._logits(i, y) for i, y in enumerate(ys)]  # B_l*N, C each
+        z_all = torch.sigmoid(logits[0] if len(logits) == 1 else torch.cat(logits))  # sum B * N, C: one sigmoid
+        total = combine @ z_all.view(-1, n * self.channels)  # rh*rw, N*C: the mean over scales
+        return total.view(rh, rw, n, self.channels).permute(2, 0, 1, 3)  # N, rh, rw, C
+
+    def _cells_general(self, src: torch.Tensor) -> torch.Tensor:
+        """The general path (no views, no fused autograd): the combined gate at refinement cells N, rh, rw, C."""
         n, h, w = src.shape[0], int(src.shape[2]), int(src.shape[3])  # geometry is static: plain ints
         ph, pw = axis_partition(h, self.scales), axis_partition(w, self.scales)
-        if self._fast_paths and ph.uniform and pw.uniform:
-            ref = F.avg_pool2d(src, (h // ph.num_ref, w // pw.num_ref))  # N, C, rh, rw
-        else:  # unequal cells: two averaging matrix products
-            ah = _const(ph.ref_mean_weights(), src, src.dtype)  # rh, H
-            aw = _const(pw.ref_mean_weights(), src, src.dtype)  # rw, W
-            ref = torch.matmul(torch.matmul(ah, src), aw.t())  # N, C, rh, rw
-        ref = ref.permute(0, 2, 3, 1)  # N, rh, rw, C
+        ah = _const(ph.ref_mean_weights(), src, src.dtype)  # rh, H
+        aw = _const(pw.ref_mean_weights(), src, src.dtype)  # rw, W
+        ref = torch.matmul(torch.matmul(ah, src), aw.t()).permute(0, 2, 3, 1)  # N, rh, rw, C
         total = None
         for i in range(len(self.scales)):
-            mh, mw = ph.mean_weights(i), pw.mean_weights(i)
-            if len(mh) == ph.num_ref and len(mw) == pw.num_ref:  # this scale is the refinement itself
-                y = ref
-            else:
-                y = torch.einsum("ar,nrsc,bs->nabc", _const(mh, src, ref.dtype), ref, _const(mw, src, ref.dtype))
+            mh, mw = _const(ph.mean_weights(i), src, ref.dtype), _const(pw.mean_weights(i), src, ref.dtype)
+            y = torch.einsum("ar,nrsc,bs->nabc", mh, ref, mw)  # N, bh, bw, C_in
             kh, kw = y.shape[1], y.shape[2]
-            z = self._fc(i, y.reshape(n * kh * kw, -1)).view(n, kh, kw, self.channels)  # N, kh, kw, C
-            if kh != ph.num_ref:
-                z = z.index_select(1, _const(ph.scale_of_ref[i], src))
-            if kw != pw.num_ref:
-                z = z.index_select(2, _const(pw.scale_of_ref[i], src))
+            z = self._fc(i, y.reshape(n * kh * kw, -1)).view(n, kh, kw, self.channels)  # N, bh, bw, C
+            z = z.index_select(1, _const(ph.scale_of_ref[i], src)).index_select(2, _const(pw.scale_of_ref[i], src))
             total = z if total is None else total + z
         assert total is not None
         return total / len(self.scales)  # N, rh, rw, C
-
-    def _regional_full(self, cells: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        """Refinement-cell gate N, rh, rw, C -> full-resolution gate N, C, H, W (a permuted view)."""
-        ph, pw = axis_partition(int(h), self.scales), axis_partition(int(w), self.scales)
-        full = cells.index_select(1, _const(ph.ref_of_pos, cells)).index_select(2, _const(pw.ref_of_pos, cells))
-        return full.permute(0, 3, 1, 2)
 
     # ----------------------------------------------------------------------------------- sliding ---
     def _sliding_gate(self, src: torch.Tensor) -> torch.Tensor:
@@ -165,22 +187,22 @@ class MSSAR(nn.Module):
         src = self._check(x, context)
         if self.strategy == "sliding":
             return self._sliding_gate(src).to(x.dtype)
-        return self._regional_full(self._regional_cells(src), x.shape[2], x.shape[3]).to(x.dtype)
+        grid = cell_grid(int(x.shape[2]), int(x.shape[3]), self.scales)
+        if self._fast_paths and not torch.jit.is_tracing():
+            cells = self._cell_gate(cell_means(src, grid), grid)
+        else:
+            cells = self._cells_general(src)
+        return gather_full(cells, grid).to(x.dtype)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         src = self._check(x, context)
         if self.strategy == "sliding":
             return x * self._sliding_gate(src).to(x.dtype)
-        n, c, h, w = x.shape[0], x.shape[1], int(x.shape[2]), int(x.shape[3])
-        cells = self._regional_cells(src).to(x.dtype)  # N, rh, rw, C
-        rh, rw = cells.shape[1], cells.shape[2]
-        ph, pw = axis_partition(h, self.scales), axis_partition(w, self.scales)
-        if self._fast_paths and ph.uniform and pw.uniform:
-            # Broadcast the cell gate into the multiply through views: x as N, C, rh, H/rh, rw, W/rw.
-            xv = x.view(n, c, rh, h // rh, rw, w // rw)
-            g = cells.permute(0, 3, 1, 2)[:, :, :, None, :, None]  # N, C, rh, 1, rw, 1
-            return (xv * g).view(n, c, h, w)
-        return x * self._regional_full(cells, h, w)
+        grid = cell_grid(int(x.shape[2]), int(x.shape[3]), self.scales)
+        # jit.trace records one call's operations; the general path has no cached constants or custom autograd.
+        if not self._fast_paths or torch.jit.is_tracing():
+            return x * gather_full(self._cells_general(src).to(x.dtype), grid)
+        return recalibrate(x, lambda means: self._cell_gate(means, grid), grid, src=context)
 
     def extra_repr(self) -> str:
         ctx = f", context_channels={self.context_channels}" if self.context_channels is not None else ""

@@ -3,7 +3,9 @@
 Hu, Shen, Sun, "Squeeze-and-Excitation Networks", CVPR 2018, arXiv:1709.01507, Section 3 (Eq. 2-4).
 
 Z = sigmoid(W2 ReLU(W1 GAP(X) + b1) + b2), hidden width exactly ``channels // reduction`` (at least 1),
-both layers with bias as in the released models. Deviations: none. Unlike timm's ``SEModule`` default we
+both layers with bias as in the released models. Deviations: none. GAP is ``mean`` (SPEC section 2); on the
+eager autograd path squeeze and scale are one fused autograd pair (``_regions.recalibrate`` on the 1 x 1
+grid) whose backward allocates one full-size tensor instead of four (``docs/performance.md``). Unlike timm's ``SEModule`` default we
 never round the hidden width to a multiple of 8; ``SEModule(channels, rd_channels=channels // r)`` computes
 the same function and its state dict (``fc1.*``, ``fc2.*``) loads into this module unchanged.
 """
@@ -15,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import _validate
+from ._regions import cell_grid, recalibrate
 from .registry import register_recalib
 
 __all__ = ["SqueezeExcite"]
@@ -40,19 +43,22 @@ class SqueezeExcite(nn.Module):
         self.fc1 = nn.Conv2d(channels, self.hidden, 1, bias=True)
         self.fc2 = nn.Conv2d(self.hidden, channels, 1, bias=True)
 
-    def _gate(self, x: torch.Tensor) -> torch.Tensor:
-        _validate.check_input(x, self.channels, "SqueezeExcite")
-        s = x.mean((2, 3))  # N, C  (mean, not adaptive pooling: see SPEC section 2)
-        h = F.relu(F.linear(s, self.fc1.weight.flatten(1), self.fc1.bias))  # N, C/r
+    def _excite(self, s: torch.Tensor) -> torch.Tensor:
+        """Squeezed vectors N, 1, 1, C (the spatial means) -> the gate N, 1, 1, C."""
+        n = s.shape[0]
+        h = F.relu(F.linear(s.reshape(n, self.channels), self.fc1.weight.flatten(1), self.fc1.bias))  # N, C/r
         z = torch.sigmoid(F.linear(h, self.fc2.weight.flatten(1), self.fc2.bias))  # N, C
-        return z.to(x.dtype)[:, :, None, None]  # N, C, 1, 1
+        return z.view(n, 1, 1, self.channels)
 
     def gate(self, x: torch.Tensor) -> torch.Tensor:
         """The gate Z in (0, 1), expanded to ``x.shape``."""
-        return self._gate(x).expand_as(x)
+        _validate.check_input(x, self.channels, "SqueezeExcite")
+        s = x.mean((2, 3))[:, None, None, :]  # N, 1, 1, C  (mean, not adaptive pooling: see SPEC section 2)
+        return self._excite(s).to(x.dtype).permute(0, 3, 1, 2).expand_as(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self._gate(x)
+        _validate.check_input(x, self.channels, "SqueezeExcite")
+        return recalibrate(x, self._excite, cell_grid(int(x.shape[2]), int(x.shape[3])))
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, reduction={self.reduction}, hidden={self.hidden}"

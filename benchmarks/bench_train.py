@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Training throughput (images/s) of the zoo's backbones with each operator, through the real training engine.
+
+    python3 benchmarks/bench_train.py                 # CPU: short runs, ImageNet models at reduced size
+    python3 benchmarks/bench_train.py --device cuda   # GPU: bf16 autocast, channels_last, torch.compile
+    python3 benchmarks/bench_train.py --quick --out /tmp/train.json   # a few seconds: smoke run
+
+Each measurement is one call of ``recalib.train.engine.train_one_epoch`` (SGD with Nesterov momentum, the
+paper's optimiser) over a ``recalib.data.DeviceLoader`` serving a synthetic uint8 data set held on the device
+(random images and labels; pad-and-crop + flip augmentation as in training), and the throughput is the
+engine's ``images_per_s``. Per model, the operators are measured interleaved (one short epoch of each per
+round) after a warm-up epoch; medians over rounds are reported. Writes
+``benchmarks/results/train-<device>.json`` and a Markdown table beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+
+from recalib.analysis.bench import device_slug, environment, markdown_table, summarize, write_json  # noqa: E402
+from recalib.data import DatasetInfo, DeviceLoader, SmallDataset  # noqa: E402
+from recalib.models import create_model, model_info  # noqa: E402
+from recalib.train.engine import train_one_epoch  # noqa: E402
+
+SCHEMA = "recalib-bench-train/1"
+MODELS = ["resnet20", "resnet56", "densenet_bc_100", "resnet50", "resnext50_32x4d"]
+RECALIBS = ["none", "se", "ge", "sge", "mssar"]
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--models", default=",".join(MODELS))
+    p.add_argument("--recalibs", default=",".join(RECALIBS), help="operators, in the textual form of build_recalib")
+    p.add_argument("--batch-cifar", type=int, default=None, help="CIFAR ResNet batch (default: CPU 64, GPU 128)")
+    p.add_argument("--batch-densenet", type=int, default=None, help="DenseNet-BC batch (default: CPU 32, GPU 64)")
+    p.add_argument("--batch-imagenet", type=int, default=None, help="ImageNet-model batch (default: CPU 16, GPU 128)")
+    p.add_argument("--imagenet-size", type=int, default=None, help="ImageNet-model input size (default: CPU 64, GPU 224)")
+    p.add_argument("--steps", type=int, default=None, help="steps per timed epoch (default: CPU 3, GPU 50)")
+    p.add_argument("--rounds", type=int, default=None, help="timed epochs per operator (default: CPU 3, GPU 5)")
+    p.add_argument("--warmup-steps", type=int, default=None, help="steps of the untimed first epoch (default: CPU 1, GPU 20)")
+    p.add_argument("--amp", default=None, choices=["off", "bf16", "fp16"], help="autocast (default: off on CPU, bf16 on GPU)")
+    p.add_argument("--channels-last", default=None, choices=["on", "off"], help="default: off on CPU, on on GPU")
+    p.add_argument("--compile", default=None, choices=["on", "off"], help="torch.compile the model (default: off on CPU, on on GPU)")
+    p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads on CPU (0: leave as is)")
+    p.add_argument("--quick", action="store_true", help="tiny batch, 1 step, 1 round: a smoke run")
+    p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/train-<device>[-<tag>].json)")
+    p.add_argument("--tag", default="", help="suffix of the default output name, e.g. 1thread")
+    return p.parse_args(argv)
+
+
+def _synthetic(num: int, size: int, num_classes: int, in_chans: int = 3) -> SmallDataset:
+    g = torch.Generator().manual_seed(0)
+    info = DatasetInfo(
+        name=f"synthetic-{size}px", num_classes=num_classes, in_chans=in_chans, image_size=size,
+        mean=(0.5,) * in_chans, std=(0.25,) * in_chans, kind="small",
+    )
+    images = torch.randint(0, 256, (num, in_chans, size, size), dtype=torch.uint8, generator=g)
+    labels = torch.randint(0, num_classes, (num,), generator=g)
+    return SmallDataset(images, labels, info, split="train")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    device = torch.device(args.device)
+    gpu = device.type == "cuda"
+    if device.type == "cpu" and args.threads:
+        torch.set_num_threads(args.threads)
+    env = environment(device)  # before the run: threads, load average, commit
+    pick = lambda v, cpu, cuda: v if v is not None else (cuda if gpu else cpu)  # noqa: E731
+    cfg = {
+        "batch_cifar": pick(args.batch_cifar, 64, 128),
+        "batch_densenet": pick(args.batch_densenet, 32, 64),
+        "batch_imagenet": pick(args.batch_imagenet, 16, 128),
+        "imagenet_size": pick(args.imagenet_size, 64, 224),
+        "steps": pick(args.steps, 3, 50),
+        "rounds": pick(args.rounds, 3, 5),
+        "warmup_steps": pick(args.warmup_steps, 1, 20),
+        "amp": pick(args.amp, "off", "bf16"),
+        "channels_last": pick(args.channels_last, "off", "on") == "on",
+        "compile": pick(args.compile, "off", "on") == "on",
+    }
+    if args.quick:
+        cfg.update(batch_cifar=4, batch_densenet=4, batch_imagenet=2, imagenet_size=32, steps=1, rounds=1, warmup_steps=1)
+    amp = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg["amp"]]
+    models, recalibs = args.models.split(","), args.recalibs.split(",")
+    results: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    for name in models:
+        info = model_info(name)
+        imagenet = info.family == "imagenet"
+        size = cfg["imagenet_size"] if imagenet else info.input_size
+        batch = cfg["batch_imagenet"] if imagenet else cfg["batch_densenet"] if name.startswith("densenet") else cfg["batch_cifar"]
+        # one epoch of each loader = exactly `steps` (`warmup_steps`) batches
+        loaders = {
+            key: DeviceLoader(_synthetic(batch * steps, size, info.num_classes), batch, train=True, device=device, seed=0,
+                              pad=0 if imagenet else 4, channels_last=cfg["channels_last"])
+            for key, steps in (("warmup", cfg["warmup_steps"]), ("timed", cfg["steps"]))
+        }
+        runs = {}
+        for rc in recalibs:
+            torch.manual_seed(0)
+            model = create_model(name, recalib=rc).to(device)
+            if cfg["channels_last"]:
+                model = model.to(memory_format=torch.channels_last)
+            opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-4)
+            runs[rc] = (torch.compile(model) if cfg["compile"] else model, opt)
+
+        ips: dict[str, list[float]] = {rc: [] for rc in recalibs}
+        for r in range(-1, cfg["rounds"]):  # round -1: warm-up (allocations, oneDNN/cuDNN plans, compilation)
+            for rc in recalibs:
+                model, opt = runs[rc]
+                loader = loaders["warmup" if r < 0 else "timed"]
+                loader.set_epoch(max(r, 0))
+                m = train_one_epoch(model, loader, opt, lr_at=lambda s: 0.01, step=0, device=device, amp_dtype=amp,
+                                    channels_last=cfg["channels_last"])
+                if r >= 0:
+                    ips[rc].append(m["images_per_s"])
+        for rc in recalibs:
+            s = summarize(ips[rc])
+            results.append({
+                "model": name, "recalib": rc, "input_size": size, "batch": batch, "images_per_s": ips[rc],
+                "median_images_per_s": s["median"], "q1": s["q1"], "q3": s["q3"],
+            })
+        print(f"[{name} {size}px b{batch}] " + "  ".join(f"{rc}={summarize(v)['median']:.1f}" for rc, v in ips.items()), flush=True)
+        del runs
+    return {
+        "schema": SCHEMA,
+        "kind": "train",
+        "env": env,
+        "config": {**cfg, "device": device.type, "models": models, "recalibs": recalibs, "quick": args.quick,
+                   "data": "synthetic uint8 images on the device, DeviceLoader augmentation (pad-crop for CIFAR sizes, flip)",
+                   "optimizer": "SGD lr 0.01, Nesterov momentum 0.9, wd 1e-4"},
+        "results": results,
+        "wall_seconds": time.perf_counter() - started,
+    }
+
+
+def to_markdown(data: dict[str, Any]) -> str:
+    env, cfg = data["env"], data["config"]
+    head = (
+        f"# Training throughput: {env['device']['name']} ({cfg['device']}, {env['device']['torch_threads']} threads)\n\n"
+        f"torch {env['versions']['torch']}, commit {env['git']['commit']}{' (dirty)' if env['git']['dirty'] else ''}, "
+        f"{env['date']}. Median images/s over {cfg['rounds']} epochs of {cfg['steps']} steps; amp {cfg['amp']}, "
+        f"channels_last {cfg['channels_last']}, compile {cfg['compile']}. {cfg['data']}.\n\n"
+    )
+    rows = []
+    by = {(r["model"], r["recalib"]): r for r in data["results"]}
+    for m in cfg["models"]:
+        base = by.get((m, "se"))
+        for rc in cfg["recalibs"]:
+            r = by.get((m, rc))
+            if r is None:
+                continue
+            rel = r["median_images_per_s"] / base["median_images_per_s"] if base else None
+            rows.append([m, rc, r["input_size"], r["batch"], f"{r['median_images_per_s']:.1f}", "—" if rel is None else f"{rel:.2f}"])
+    return head + markdown_table(["model", "operator", "input", "batch", "images/s", "÷ SE"], rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    data = run(args)
+    tag = f"-{args.tag}" if args.tag else ""
+    out = Path(args.out) if args.out else HERE / "results" / f"train-{device_slug(data['env'])}{tag}.json"
+    write_json(out, data)
+    out.with_suffix(".md").write_text(to_markdown(data))
+    print(f"wrote {out} and {out.with_suffix('.md')} in {data['wall_seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
