@@ -80,6 +80,7 @@ def export(args: argparse.Namespace) -> int:
         name = f"{args.model}-{op.key}-{args.tag}.safetensors"
         save_file(state, str(out / name), metadata={"architecture": args.model, "recalib": op.spec, "tag": args.tag,
                                                      "seed": str(best.seed), "study": study.dir_name})
+        (out / name).chmod(0o644)  # safetensors writes owner-only files; these are published artefacts
         summary = json.loads((best.out / "summary.json").read_text())
         info = get_dataset_info(best.dataset)
         errs = [finals[s]["test_error"] for s in sorted(finals)]

@@ -26,6 +26,8 @@ the text writes an L1 ball); regional bands follow the exact rule ``band = i * K
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -51,6 +53,24 @@ _STRATEGIES = ("regional", "sliding")
 
 def _const(values: object, like: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
     return torch.tensor(values, device=like.device, dtype=dtype)
+
+
+def _box_sums(cum: torch.Tensor, dim: int, t: int) -> torch.Tensor:
+    """Sums over the clipped windows [i - t, i + t] along ``dim`` (2 or 3), from cumulative sums ``cum``.
+
+    With c the inclusive cumulative sum, the window sum at i is c[min(n-1, i+t)] - c[i-t-1] (0 when
+    i - t - 1 < 0): the first term is c shifted by t with its last value repeated, the second c shifted the
+    other way behind t + 1 zeros. Both are a slice and a pad, whatever t is.
+    """
+    n = int(cum.shape[dim])
+    t = min(t, n - 1)
+    hi = cum.narrow(dim, t, n - t)
+    if t > 0:  # the last value repeated (concatenation: its backward is a slice, cheap and compile-friendly)
+        last = cum.narrow(dim, n - 1, 1)
+        hi = torch.cat([hi, last.expand(*(t if d == dim else -1 for d in range(cum.dim())))], dim)
+    before = (0, 0, t + 1, 0) if dim == 2 else (t + 1, 0)
+    lo = F.pad(cum.narrow(dim, 0, n - t - 1), before)
+    return hi - lo
 
 
 @register_recalib("mssar")
@@ -163,16 +183,21 @@ class MSSAR(nn.Module):
 
     # ----------------------------------------------------------------------------------- sliding ---
     def _sliding_gate(self, src: torch.Tensor) -> torch.Tensor:
-        """Full-resolution gate N, C, H, W from window means computed with one integral image."""
+        """Full-resolution gate N, C, H, W from window means computed with one integral image.
+
+        Window sums come from the integral image by two shifted slices per axis (at the border the upper
+        bound repeats the last value and the lower one is zero), so the cost does not depend on the window
+        size and no gather is needed.
+        """
         h, w = int(src.shape[2]), int(src.shape[3])
         acc = torch.float64 if src.dtype == torch.float64 else torch.float32  # never sum in half precision
-        sat = F.pad(src.to(acc).cumsum(2).cumsum(3), (1, 0, 1, 0))  # N, C_in, H+1, W+1
+        sat = src.to(acc).cumsum(2).cumsum(3)  # N, C_in, H, W: the integral image (inclusive)
         total = None
         for i, k in enumerate(self.scales):
+            t = math.isqrt(h * w) // k  # the window's half-width (see sliding_bounds)
+            box = _box_sums(_box_sums(sat, 2, t), 3, t)  # N, C_in, H, W: window sums (the two axes commute)
             lo_h, hi_h = sliding_bounds(h, h, w, k)
             lo_w, hi_w = sliding_bounds(w, h, w, k)
-            rows = sat.index_select(2, _const(hi_h, src)) - sat.index_select(2, _const(lo_h, src))  # N, C, H, W+1
-            box = rows.index_select(3, _const(hi_w, src)) - rows.index_select(3, _const(lo_w, src))  # N, C, H, W
             count = _const([[(b - a) * (d - c) for c, d in zip(lo_w, hi_w)] for a, b in zip(lo_h, hi_h)], src, box.dtype)
             y = (box / count).to(src.dtype)  # N, C_in, H, W: window means
             hid = F.relu(self.bn[i](F.conv2d(y, self.fc1[i].weight)))  # N, D', H, W
