@@ -107,3 +107,16 @@ def test_cli_config_file_and_resume_base(tmp_path) -> None:
     (tmp_path / "bad.json").write_text(json.dumps({"epochs": 1, "colour": "red"}))
     with pytest.raises(ValueError, match="colour"):
         config_from_args(_parse(["--config", str(tmp_path / "bad.json")]))
+
+
+@pytest.mark.parametrize("text", ["multi_stage=True, 1", "shortcut=B", "x=__import__('os')", "**kw"])
+def test_model_args_are_keyword_literals(text: str) -> None:
+    with pytest.raises(ValueError, match="model_args"):
+        resolve_config("quick", model_args=text)
+
+
+def test_model_args_parse() -> None:
+    from recalib.train.config import parse_model_args
+
+    assert parse_model_args("") == {}
+    assert parse_model_args("multi_stage=True, shortcut='B'") == {"multi_stage": True, "shortcut": "B"}

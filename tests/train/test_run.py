@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from recalib.train import NonFiniteLossError, load_checkpoint, resolve_config, train
+from recalib import create_model
+from recalib.train import NonFiniteLossError, load_checkpoint, model_from_checkpoint, resolve_config, train
 from recalib.train.cli_eval import evaluate_checkpoint
 from recalib.train.config import TrainConfig
 
@@ -88,9 +89,25 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path) -> None:
     assert s["status"] == "diverged" and s["epochs_completed"] == 1 and math.isfinite(s["final_test_error"])
 
 
+def test_model_args_reach_the_model_and_the_checkpoint(tmp_path) -> None:
+    # Option-B shortcuts add 1x1 projection convs: the rebuilt model has their weights, a default one does not.
+    cfg = tiny(tmp_path, epochs=1, subset=128, test_subset=100, model_args="shortcut='B'")
+    train(cfg)
+    ck = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ck["model_args"]["kwargs"] == {"shortcut": "B"}
+    model, config = model_from_checkpoint(tmp_path / "checkpoint.pt")
+    assert config["model_args"] == "shortcut='B'"
+    plain = create_model("resnet20", recalib="mssar", in_chans=1, num_classes=10)
+    extra = set(model.state_dict()) - set(plain.state_dict())
+    assert extra and all("shortcut" in k or "downsample" in k for k in extra)
+    m = evaluate_checkpoint(tmp_path / "checkpoint.pt", device="cpu", subset=100)
+    assert m["test_images"] == 100
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
+        ({"model_args": "shortcut='C'"}, "shortcut"),
         ({"sync_bn": True}, "sync-bn needs CUDA"),
         ({"model": "resnet7"}, "resnet7"),
         ({"dataset": "mnist"}, "unknown data set 'mnist'"),

@@ -504,7 +504,7 @@ def plan_runs(study: Study, results: str | os.PathLike[str]) -> list[Run]:
                         blocker = (f"operator {op.key} needs create_model arguments {dict(op.model_args)}, which "
                                    "recalib.train's TrainConfig cannot carry yet (no model_kwargs field)")
                     elif op.model_args:
-                        extra[args_field] = dict(op.model_args)
+                        extra[args_field] = ", ".join(f"{k}={v!r}" for k, v in op.model_args.items())
                     try:
                         cfg = resolve_config(study.recipe_of(model), **{**study.overrides, **extra}, model=model,
                                              recalib=op.spec, dataset=dataset, seed=seed, out=str(base / run_id))

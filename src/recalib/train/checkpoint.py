@@ -162,7 +162,8 @@ def model_from_checkpoint(
     ckpt = load_checkpoint(path, map_location=map_location)
     args = ckpt["model_args"]
     recalib = args.get("recalib")
-    model = create_model(args["name"], num_classes=args["num_classes"], in_chans=args["in_chans"], recalib=recalib)
+    model = create_model(args["name"], num_classes=args["num_classes"], in_chans=args["in_chans"], recalib=recalib,
+                         **args.get("kwargs", {}))
     model.load_state_dict(ckpt["model"])
     model.to(map_location).eval()
     return model, dict(ckpt["config"])

@@ -68,6 +68,8 @@ class TrainConfig:
     recipe: str = _f("paper-cifar-resnet", "the recipe these values were resolved from (informational)")
     model: str = _f("resnet20", "model name from recalib.models.list_models()")
     recalib: str = _f("none", "recalibration operator or spec, e.g. mssar, se, \"mssar(scales=(1, 2))\", none")
+    model_args: str = _f("", "extra create_model keyword arguments in keyword syntax, e.g. \"multi_stage=True\" "
+                            "or \"shortcut='B'\" (literals only)")
     dataset: str = _f("cifar10", "fashion-mnist, cifar10, cifar100 or imagenet")
     data_dir: str | None = _f(None, "folder holding the data set (default: the standard locations)")
     out: str = _f("runs/train", "output folder of the run")
@@ -148,6 +150,7 @@ class TrainConfig:
             raise ValueError("TrainConfig: Nesterov momentum needs momentum > 0; pass --no-nesterov for plain SGD")
         if not self.out:
             raise bad("out", "a folder path")
+        parse_model_args(self.model_args)  # ValueError naming the bad text
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able values (tuples become lists)."""
@@ -158,6 +161,22 @@ class TrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys are a ``ValueError``."""
         _check_keys(values, "TrainConfig.from_dict")
         return cls(**values)
+
+
+def parse_model_args(text: str) -> dict[str, Any]:
+    """``"multi_stage=True, shortcut='B'"`` -> ``{"multi_stage": True, "shortcut": "B"}`` (``ast``, never ``eval``)."""
+    from ..modules.registry import parse_recalib_spec
+
+    if not text.strip():
+        return {}
+    try:
+        _, kwargs = parse_recalib_spec(f"model({text})")
+    except ValueError:
+        raise ValueError(
+            f"TrainConfig: model_args must be keyword arguments with literal values, e.g. \"multi_stage=True\", "
+            f"got {text!r}"
+        ) from None
+    return kwargs
 
 
 def _check_type(name: str, value: Any, hint: Any) -> None:

@@ -49,7 +49,7 @@ from .checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from .config import TrainConfig, config_diff
+from .config import TrainConfig, config_diff, parse_model_args
 from .engine import NonFiniteLossError, evaluate, train_one_epoch
 from .schedule import LRSchedule
 
@@ -383,7 +383,7 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
     # ---- data and model ----
     data = _build_data(cfg, info, device, dinfo)
     model = create_model(cfg.model, num_classes=info.num_classes, in_chans=info.in_chans,
-                         recalib=_recalib_arg(cfg.recalib))
+                         recalib=_recalib_arg(cfg.recalib), **parse_model_args(cfg.model_args))
     params, macs = _complexity(model, (1, info.in_chans, info.image_size, info.image_size))
     model.to(device)
     if cfg.channels_last:
@@ -453,7 +453,7 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
             "steps_per_epoch": steps_per_epoch,
             "model": raw.state_dict(),
             "model_args": {"name": cfg.model, "num_classes": info.num_classes, "in_chans": info.in_chans,
-                           "recalib": _recalib_arg(cfg.recalib)},
+                           "recalib": _recalib_arg(cfg.recalib), "kwargs": parse_model_args(cfg.model_args)},
             "optimizer": optimizer.state_dict(),
             "scaler": scaler.state_dict(),
             "config": cfg.to_dict(),
