@@ -283,7 +283,10 @@ compare ratios measured in the same run, not absolute times across runs.
   microseconds each and the per-op overhead is the same either way. So each scale keeps its own GEMM (a Python
   loop over the L ≤ 4 scales; never over positions or cells), and the derive/combine products replace every
   other per-scale operation.
-* **MS-SAR sliding**: one integral image for all scales; window sums are four look-ups per position whatever K.
+* **MS-SAR sliding**: one integral image for all scales; each scale's window sums are two shifted slices of it
+  per axis (the border clipping is a repeated last value and a zero prefix), so the cost does not depend on K and
+  no gather runs. Its FCs run at every position (the paper's definition), so it costs far more than the regional
+  strategy at large C: it is timed for completeness and is not part of the targets.
 * **SE**: `mean`, not adaptive pooling, and the fused pair above. **SGE**: the grouping is a view in both memory
   formats (correct on channels_last, where the official `view(b*g, -1, h, w)` raises); similarities are one
   batched GEMM (≥ 8 channels per group) or a short product-sum; the normalisation is one `addcmul`; and the same

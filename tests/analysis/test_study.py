@@ -289,3 +289,12 @@ def test_miniature_study_end_to_end(tmp_path, capsys):
     assert (out / "curves.png").stat().st_size > 0 and (out / "error_vs_macs.png").stat().st_size > 0
     assert "miniature (CI)" in md
     assert time.perf_counter() - t0 < 300
+
+
+def test_operator_model_args_reach_the_run_config(tmp_path):
+    # multi-stage.toml gives its "multi" operator model_args = { multi_stage = true }.
+    study = st.load_study(REPO / "studies" / "multi-stage.toml", variant="none")
+    runs = {r.operator.key: r for r in st.plan_runs(study, tmp_path) if r.seed == study.seeds[0]}
+    assert runs["multi"].blocker is None
+    assert runs["multi"].config.model_args == "multi_stage=True"
+    assert runs["single"].config.model_args == ""
