@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -27,16 +26,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_MINUTES = 8.0
 TARGET_ERROR = 10.0
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def render(record: dict[str, Any], summary: dict[str, Any], metrics: list[dict[str, Any]]) -> str:
@@ -97,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.wall is None:
             p.error("--from needs --wall (the measured wall seconds)")
         run_dir, wall = Path(args.src), args.wall
-    record = {"command": command, "wall_seconds": wall, "cpu": _cpu_model(), "cores": os.cpu_count(),
+    from recalib.analysis.bench import environment
+
+    record = {"command": command, "wall_seconds": wall, "cpu": environment("cpu")["device"]["cpu"], "cores": os.cpu_count(),
               "load_before": load_before, "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     out = Path(args.out)
