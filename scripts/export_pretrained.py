@@ -120,7 +120,7 @@ def _model_card(weights: list[dict[str, Any]]) -> str:
         "**Selection on the test set.** For each operator, the exported seed is the one with the lowest last-epoch",
         "test error among the study's seeds. Its error is therefore optimistic; the mean ± std over seeds is the",
         "estimate of what the recipe gives. Differences between operators are discussed, with their confidence",
-        "intervals, in the study's report (`results/<tag>/README.md`).", "",
+        "intervals, in the study's report (`results/<tag>/report.md`).", "",
         "| tag | architecture | operator | exported seed: test error (%) | all seeds: mean ± std (n) | params | MACs | file | SHA-256 |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
