@@ -351,9 +351,10 @@ formulation can exceed what the FC work allows; the targets assumed SE-sized FCs
 (its rows are much closer). (2) The CIFAR 8×8 shape: the maps are so small that MS-SAR's fixed number of small
 operations per call (pooling, the derive/combine products, three FCs with BN, the sigmoid, the broadcast
 multiply, and their backward) costs more than SE's whole work; the 8×8 profile shows no single dominant
-operation. (3) 28×28 channels_last: a small miss that an earlier single-thread run on the same machine also
-showed, so not only noise; we have not found its cause and have not closed it. None of the targets is checked
-in CI.
+operation. (3) 28×28 channels_last: a small miss, and not a stable one. An earlier single-thread run on the
+same machine also missed, but in the profile of this shape below (a separate run), MS-SAR's call took about
+as long as SE's, or less. There the FCs are a small share, and the rest is the same full-resolution passes as
+SE's, with average pooling in place of a mean. We have not closed it. None of the targets is checked in CI.
 """
 
 PROFILE_NOTE = """`profile_ops.py` runs the timed call under `torch.profiler` (self CPU time; the profiler's own overhead

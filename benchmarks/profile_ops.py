@@ -32,7 +32,7 @@ from recalib.modules import MSSAR, SqueezeExcite  # noqa: E402
 
 SCHEMA = "recalib-profile-ops/1"
 CASES = [((32, 2048, 7, 7), "channels_last"), ((32, 1024, 14, 14), "channels_last"), ((128, 64, 8, 8), "channels_last"),
-         ((32, 256, 56, 56), "channels_last")]
+         ((32, 512, 28, 28), "channels_last"), ((32, 256, 56, 56), "channels_last")]
 QUICK_CASES = [((4, 64, 7, 7), "channels_last")]
 PROFILED_OPS = ["se", "mssar", "mssar_r16", "mssar_obvious"]
 GEMM = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::mkldnn_convolution", "aten::convolution_backward",

@@ -3,6 +3,7 @@
 
     python3 scripts/record_quickstart.py                  # runs `python3 -m recalib quickstart`, then records
     python3 scripts/record_quickstart.py --from runs/quickstart --wall 431.2   # record an existing run
+    python3 scripts/record_quickstart.py --render-only --val-from runs/quick-val  # add the recipe's validation check
 
 The wall time is taken around the whole command (interpreter start, data loading, training, the final
 evaluation on all 10,000 test images), as a user sees it. Written: the run's ``summary.json``,
@@ -28,8 +29,9 @@ TARGET_MINUTES = 8.0
 TARGET_ERROR = 10.0
 
 
-def render(record: dict[str, Any], summary: dict[str, Any], metrics: list[dict[str, Any]]) -> str:
-    """The README of the record, from the three files' contents."""
+def render(record: dict[str, Any], summary: dict[str, Any], metrics: list[dict[str, Any]],
+           val: tuple[dict[str, Any], list[dict[str, Any]]] | None = None) -> str:
+    """The README of the record, from the files' contents (``val``: the validation-split run, if recorded)."""
     cfg = summary["config"]
     wall_min = record["wall_seconds"] / 60
     err = summary["final_test_error"]
@@ -65,6 +67,23 @@ def render(record: dict[str, Any], summary: dict[str, Any], metrics: list[dict[s
     for m in metrics:
         lines.append(f"| {m['epoch']} | {m['lr']:.4g} | {m['train_loss']:.4f} | {m['train_error']:.2f} | "
                      f"{m['test_error']:.2f} | {m['images_per_s']:.0f} | {m['seconds']:.1f} | {m.get('eval_seconds', 0):.1f} |")
+    if val is not None:
+        vs, vm = val
+        lines += [
+            "",
+            "## The recipe's check on held-out training images",
+            "",
+            "The recipe was chosen on images held out of the training set, never on the test set. This run repeats "
+            f"that check: `{vs['config']['recipe']}` trained on "
+            f"{vs['train_images']} training images and evaluated on {vs['test_images']} images held out of the "
+            f"training set (`--val-split {vs['config']['val_split']}`; files in `val-split/`, command "
+            "`python3 -m recalib train --recipe quick --val-split 10000 --out runs/quick-val`). "
+            f"Device: {vs.get('device', '?')}; git commit {vs.get('git_commit', 'unknown')}.",
+            "",
+            "| epoch | validation error % | train error % | epoch s |",
+            "|---:|---:|---:|---:|",
+        ]
+        lines += [f"| {m['epoch']} | {m['test_error']:.2f} | {m['train_error']:.2f} | {m['seconds']:.1f} |" for m in vm]
     lines.append("")
     return "\n".join(lines)
 
@@ -73,10 +92,20 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--from", dest="src", default=None, help="record an existing quick-start run folder instead")
     p.add_argument("--wall", type=float, default=None, help="with --from: the measured wall seconds")
+    p.add_argument("--val-from", default=None,
+                   help="also record this finished `recalib train --recipe quick --val-split N` run folder")
+    p.add_argument("--render-only", action="store_true",
+                   help="keep the recorded run and its record.json; (re)write README.md (and add --val-from)")
     p.add_argument("--out", default=str(ROOT / "results" / "quickstart"))
     args = p.parse_args(argv)
+    out = Path(args.out)
+    if args.render_only:
+        _finish(out, args.val_from)
+        return 0
     command = f"{Path(sys.executable).name} -m recalib quickstart"
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    if args.src is None and args.wall is not None:
+        p.error("--wall needs --from")
     if args.src is None:
         run_dir = ROOT / "runs" / "quickstart"
         start = time.perf_counter()
@@ -91,16 +120,29 @@ def main(argv: list[str] | None = None) -> int:
     record = {"command": command, "wall_seconds": wall, "cpu": environment("cpu")["device"]["cpu"], "cores": os.cpu_count(),
               "load_before": load_before, "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name in ("summary.json", "metrics.jsonl", "config.json"):
         shutil.copyfile(run_dir / name, out / name)
     (out / "record.json").write_text(json.dumps(record, indent=2) + "\n")
+    _finish(out, args.val_from)
+    return 0
+
+
+def _finish(out: Path, val_from: str | None) -> None:
+    """Copy the validation-split run (if given) into ``out`` and write ``out/README.md`` from the files there."""
     summary = json.loads((out / "summary.json").read_text())
     metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if x.strip()]
-    (out / "README.md").write_text(render(record, summary, metrics))
+    record = json.loads((out / "record.json").read_text())
+    val = None
+    if val_from is not None:
+        (out / "val-split").mkdir(exist_ok=True)
+        for name in ("summary.json", "metrics.jsonl", "config.json"):
+            shutil.copyfile(Path(val_from) / name, out / "val-split" / name)
+    if (out / "val-split" / "summary.json").is_file():
+        val = (json.loads((out / "val-split" / "summary.json").read_text()),
+               [json.loads(x) for x in (out / "val-split" / "metrics.jsonl").read_text().splitlines() if x.strip()])
+    (out / "README.md").write_text(render(record, summary, metrics, val))
     print(f"wrote {out}/README.md")
-    return 0
 
 
 if __name__ == "__main__":

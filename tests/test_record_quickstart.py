@@ -35,3 +35,16 @@ def test_render_checks_the_targets(wall, err, verdicts) -> None:
     assert f"{wall / 60:.1f} min" in time_row and time_row.rstrip(" |").endswith(verdicts[0])
     assert f"{err:.2f} %" in err_row and err_row.rstrip(" |").endswith(verdicts[1])
     assert "| 1 |" in text  # the per-epoch row
+
+
+def test_render_adds_the_validation_check() -> None:
+    rec = {"command": "c", "wall_seconds": 60.0, "cpu": "x", "cores": 2, "load_before": "0", "load_after": "0",
+           "date": "today"}
+    m = [{"epoch": 1, "lr": 0.0, "train_loss": 0.5, "train_error": 8.0, "test_error": 7.5, "images_per_s": 500.0,
+          "seconds": 120.0, "eval_seconds": 7.0}]
+    vs = _summary(8.25)
+    vs["config"]["val_split"] = 10000
+    vs.update(train_images=50000, eval_set="validation")
+    text = _module().render(rec, _summary(7.5), m, (vs, [{**m[0], "test_error": 8.25}]))
+    assert "--val-split 10000" in text and "50000 training images" in text
+    assert "| 1 | 8.25 | 8.00 | 120.0 |" in text
