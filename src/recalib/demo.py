@@ -7,6 +7,8 @@ lifted to a feature map by a fixed random 3x3 convolution, so each operator sees
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     for spec in [s.strip() for s in args.ops.split(";") if s.strip()]:
         op = build_recalib(spec, args.channels).train()
         with torch.no_grad():
-            z = op.gate(x)
+            z = cast("Callable[[torch.Tensor], torch.Tensor]", op.gate)(x)  # every operator has gate(x)
             y = op(x)
         params = sum(p.numel() for p in op.parameters())
         ratio = (y.norm() / x.norm()).item()

@@ -132,7 +132,7 @@ def resolve_input_size(model: nn.Module, input_size: int | Sequence[int] | None)
         size = (1, *size)
     if len(size) != 4 or any(s < 1 for s in size):
         raise ValueError(f"input_size must be H, (H, W), (C, H, W) or (N, C, H, W) with positive sizes, got {input_size!r}")
-    return size  # type: ignore[return-value]
+    return size
 
 
 def complexity(

@@ -213,6 +213,14 @@ def _is_imagenet(dataset: str) -> bool:
 
 
 # ----------------------------------------------------------------------------------------- report ---
+def _error(r: RunResult) -> float:
+    """The last-epoch test error of a run that ``_by_cell`` kept (it has one)."""
+    err = r.test_error
+    if err is None:  # pragma: no cover - _by_cell keeps only runs with an error
+        raise ValueError(f"run {r.run.run_id} has no test error")
+    return err
+
+
 def _by_cell(results: Sequence[RunResult]) -> dict[tuple[str, str, str], dict[int, RunResult]]:
     cells: dict[tuple[str, str, str], dict[int, RunResult]] = {}
     for r in results:
@@ -233,7 +241,7 @@ def _numbers(study: Study, results: Sequence[RunResult]) -> dict[str, Any]:
                 runs = cells.get((dataset, model, op.key), {})
                 if not runs:
                     continue
-                errs = {s: r.test_error for s, r in sorted(runs.items())}
+                errs = {s: _error(r) for s, r in sorted(runs.items())}
                 top5 = {s: r.test_top5_error for s, r in sorted(runs.items())}
                 mean, sd = mean_std(list(errs.values()))
                 any_run = next(iter(runs.values()))
@@ -249,12 +257,12 @@ def _numbers(study: Study, results: Sequence[RunResult]) -> dict[str, Any]:
                     key = study.baseline if role == "baseline" else study.reference
                     if other is None or op.key == key or (role == "reference" and op.key == study.baseline):
                         continue
-                    d = paired_difference(errs, {s: r.test_error for s, r in other.items()})
+                    d = paired_difference(errs, {s: _error(r) for s, r in other.items()})
                     o = next(iter(other.values()))
                     row[f"vs_{role}"] = None if d is None else {
                         "operator": key, "mean": d.mean, "low": d.low, "high": d.high, "n": d.n,
                         "seeds": list(d.seeds), "verdict": d.verdict,
-                        "relative": 100 * d.mean / mean_std([r.test_error for r in other.values()])[0],
+                        "relative": 100 * d.mean / mean_std([_error(r) for r in other.values()])[0],
                     }
                     if role == "baseline" and o.params and params is not None:
                         row["extra_params_pct"] = 100 * (params - o.params) / o.params

@@ -66,7 +66,7 @@ from typing import Any
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+    import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
 
 __all__ = [
     "THROUGHPUT_MACS_PER_S",
@@ -503,7 +503,7 @@ def plan_runs(study: Study, results: str | os.PathLike[str]) -> list[Run]:
                     if op.model_args and args_field is None:
                         blocker = (f"operator {op.key} needs create_model arguments {dict(op.model_args)}, which "
                                    "recalib.train's TrainConfig cannot carry yet (no model_kwargs field)")
-                    elif op.model_args:
+                    elif op.model_args and args_field is not None:
                         extra[args_field] = ", ".join(f"{k}={v!r}" for k, v in op.model_args.items())
                     try:
                         cfg = resolve_config(study.recipe_of(model), **{**study.overrides, **extra}, model=model,

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -87,7 +87,8 @@ def gate_columns(model: nn.Module, x: torch.Tensor, blocks: Sequence[str] | str 
                 columns.append((short, f"K={k}", z.float().mean(1)))  # N, h, w
             columns.append((short, "combined", op.gate(feat, context).float().mean(1)))
         else:
-            columns.append((short, type(op).__name__, op.gate(feat).float().mean(1)))
+            gate = cast("Callable[[torch.Tensor], torch.Tensor]", op.gate)  # every operator has gate(x)
+            columns.append((short, type(op).__name__, gate(feat).float().mean(1)))
     return columns
 
 

@@ -128,9 +128,9 @@ class DeviceLoader:
         flips = torch.randint(0, 2, (n,), generator=gen, dtype=torch.bool)  # N
         positions = positions % n  # S: padding wraps to the start of the epoch
         index = perm[positions].to(self.device, non_blocking=True)  # S
-        offsets = offsets[positions].to(self.device, non_blocking=True) if self.pad else None  # S, 2
-        flips = flips[positions].to(self.device, non_blocking=True) if self.flip else None  # S
-        return index, offsets, flips
+        shifts = offsets[positions].to(self.device, non_blocking=True) if self.pad else None  # S, 2
+        mirror = flips[positions].to(self.device, non_blocking=True) if self.flip else None  # S
+        return index, shifts, mirror
 
     def _crop_flip(self, x: torch.Tensor, offsets: torch.Tensor | None, flips: torch.Tensor | None) -> torch.Tensor:
         """Pad with zeros, crop at ``offsets`` and mirror where ``flips``, for the whole batch at once."""

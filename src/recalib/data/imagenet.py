@@ -172,7 +172,7 @@ def build_imagenet_loaders(
         "pin_memory": torch.cuda.is_available(),
         "persistent_workers": workers > 0,
     }
-    train_sampler = DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+    train_sampler: DistributedSampler[Any] = DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
     train_loader = DataLoader(
         train_set,
         sampler=train_sampler,

@@ -356,17 +356,17 @@ def cell_mul(
         # planes by one thin GEMM (cells x H*W 0/1 matrix) written straight into the output buffer.
         spread = _const(grid, "spread", z)  # rh*rw, H*W
         zc = z.permute(0, 3, 1, 2).reshape(n * c, rh * rw)  # N*C, rh*rw
-        ac = None if add is None else add.permute(0, 3, 1, 2).reshape(n * c, rh * rw)
+        acs = None if add is None else add.permute(0, 3, 1, 2).reshape(n * c, rh * rw)
         if out is None and torch.is_grad_enabled():  # differentiable form (compile fuses it)
             res = x * torch.matmul(zc, spread).view(n, c, h, w)
-            return res if ac is None else res + torch.matmul(ac, spread).view(n, c, h, w)
+            return res if acs is None else res + torch.matmul(acs, spread).view(n, c, h, w)
         if out is None:
             out = torch.empty_like(x)
         o2 = out.view(n * c, h * w)
         torch.matmul(zc, spread, out=o2)  # the gate at full resolution, in the output's memory
         out.mul_(x)
-        if ac is not None:
-            o2.addmm_(ac, spread)
+        if acs is not None:
+            o2.addmm_(acs, spread)
         return out
     zr = _rows(z, grid, x)  # N, C, rh, W
     ar = _rows(add, grid, x) if add is not None else None

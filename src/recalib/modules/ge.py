@@ -121,7 +121,7 @@ class GatherExcite(nn.Module):
                 e = self.extent
                 g = F.avg_pool2d(x, 2 * e - 1, stride=e, padding=e - 1, count_include_pad=False)
         else:
-            if self.extent == 0 and tuple(x.shape[2:]) != self.feat_size:
+            if self.extent == 0 and self.feat_size is not None and tuple(x.shape[2:]) != self.feat_size:
                 raise ValueError(
                     f"GatherExcite: built for a global gather over {self.feat_size[0]}x{self.feat_size[1]} maps "
                     f"(feat_size), got input of spatial size {x.shape[2]}x{x.shape[3]}"

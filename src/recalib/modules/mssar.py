@@ -118,11 +118,19 @@ class MSSAR(nn.Module):
         self.fc2 = nn.ModuleList(nn.Conv2d(self.hidden, channels, 1, bias=False) for _ in range(n))
 
     # ----------------------------------------------------------------------------------------------
+    @staticmethod
+    def _weight(layers: nn.ModuleList, i: int) -> torch.Tensor:
+        """Scale i's 1x1 convolution weight (typed: ModuleList items are plain Modules to a type checker)."""
+        conv = layers[i]
+        if not isinstance(conv, nn.Conv2d):  # pragma: no cover - built in __init__
+            raise TypeError(f"MSSAR: expected a Conv2d, got {type(conv).__name__}")
+        return conv.weight
+
     def _logits(self, i: int, y: torch.Tensor) -> torch.Tensor:
         """Scale i's recalibration function before the sigmoid, on M pooled vectors y (M, C_in) -> M, C."""
-        h = F.linear(y, self.fc1[i].weight.flatten(1))  # M, D'
+        h = F.linear(y, self._weight(self.fc1, i).flatten(1))  # M, D'
         h = self.bn[i](h[:, :, None, None]).flatten(1)  # BN over the M vectors, as BatchNorm2d on the pooled map
-        return F.linear(F.relu(h), self.fc2[i].weight.flatten(1))  # M, C
+        return F.linear(F.relu(h), self._weight(self.fc2, i).flatten(1))  # M, C
 
     def _fc(self, i: int, y: torch.Tensor) -> torch.Tensor:
         """Scale i's recalibration function (Eq. 1) on M pooled vectors y (M, C_in) -> gate (M, C)."""
@@ -200,8 +208,8 @@ class MSSAR(nn.Module):
             lo_w, hi_w = sliding_bounds(w, h, w, k)
             count = _const([[(b - a) * (d - c) for c, d in zip(lo_w, hi_w)] for a, b in zip(lo_h, hi_h)], src, box.dtype)
             y = (box / count).to(src.dtype)  # N, C_in, H, W: window means
-            hid = F.relu(self.bn[i](F.conv2d(y, self.fc1[i].weight)))  # N, D', H, W
-            z = torch.sigmoid(F.conv2d(hid, self.fc2[i].weight))  # N, C, H, W
+            hid = F.relu(self.bn[i](F.conv2d(y, self._weight(self.fc1, i))))  # N, D', H, W
+            z = torch.sigmoid(F.conv2d(hid, self._weight(self.fc2, i)))  # N, C, H, W
             total = z if total is None else total + z
         assert total is not None
         return total / len(self.scales)
