@@ -41,6 +41,7 @@ from torch.autograd.function import once_differentiable
 __all__ = [
     "AxisPartition",
     "CellGrid",
+    "FusedLink",
     "axis_partition",
     "cell_grid",
     "cell_means",
@@ -48,10 +49,12 @@ __all__ = [
     "eager_autograd",
     "gather_full",
     "grid_counts",
+    "is_channels_last",
     "scale_blocks",
     "scale_matrices",
     "recalibrate",
     "sliding_bounds",
+    "sliding_half_width",
 ]
 
 
@@ -182,6 +185,11 @@ def cell_grid(h: int, w: int, scales: tuple[int, ...] = (1,)) -> CellGrid:
     return _GRIDS[key]
 
 
+def sliding_half_width(h: int, w: int, k: int) -> int:
+    """t = floor(sqrt(h*w) / k), the sliding window's half-width at scale k (exact: isqrt(hw) // k)."""
+    return math.isqrt(h * w) // k
+
+
 def sliding_bounds(n: int, h: int, w: int, k: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Window bounds along an axis of length ``n`` for the sliding strategy on an h x w map at scale k.
 
@@ -189,7 +197,7 @@ def sliding_bounds(n: int, h: int, w: int, k: int) -> tuple[tuple[int, ...], tup
     half-open range [lo_i, hi_i) with lo_i = max(0, i - t), hi_i = min(n, i + t + 1), t = floor(T).
     floor(sqrt(hw) / k) equals isqrt(hw) // k exactly, with no floating-point rounding.
     """
-    t = math.isqrt(h * w) // k
+    t = sliding_half_width(h, w, k)
     lo = tuple(max(0, i - t) for i in range(n))
     hi = tuple(min(n, i + t + 1) for i in range(n))
     return lo, hi
@@ -275,7 +283,7 @@ def grid_counts(grid: CellGrid, like: torch.Tensor, scale_index: int | None = No
     return _const(grid, "counts" if scale_index is None else f"counts:{scale_index}", like)
 
 
-def _is_channels_last(x: torch.Tensor) -> bool:
+def is_channels_last(x: torch.Tensor) -> bool:
     return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
 
 
@@ -295,7 +303,7 @@ def cell_means(x: torch.Tensor, grid: CellGrid, sums: bool = False) -> torch.Ten
     if torch.is_autocast_enabled(x.device.type):  # pool in x's precision, as average pooling would
         with torch.autocast(x.device.type, enabled=False):
             return cell_means(x, grid, sums)
-    if _is_channels_last(x):
+    if is_channels_last(x):
         if grid.uniform:
             kh, kw = h // rh, w // rw
             m = F.avg_pool2d(x, (kh, kw)).permute(0, 2, 3, 1)  # N, rh, rw, C
@@ -320,7 +328,7 @@ def _rows(z: torch.Tensor, grid: CellGrid, like: torch.Tensor) -> torch.Tensor:
     n, rh, rw, c = z.shape
     if rw == 1:
         return z.permute(0, 3, 1, 2).expand(n, c, rh, grid.pw.n)  # a view
-    if _is_channels_last(like):
+    if is_channels_last(like):
         if grid.pw.uniform:  # a broadcast copy (cheaper than a gather)
             zr = z[:, :, :, None, :].expand(n, rh, rw, grid.pw.n // rw, c).reshape(n, rh, grid.pw.n, c)
         else:
@@ -351,7 +359,7 @@ def cell_mul(
             return torch.mul(x, zc) if out is None else torch.mul(x, zc, out=out)
         ac = add.reshape(n, c)[:, :, None, None]
         return torch.addcmul(ac, x, zc) if out is None else torch.addcmul(ac, x, zc, out=out)
-    if not _is_channels_last(x) and rh * rw <= 16 and (x if out is None else out).is_contiguous():
+    if not is_channels_last(x) and rh * rw <= 16 and (x if out is None else out).is_contiguous():
         # NCHW: rows are too short for a strided broadcast (W is 7..56), so the gate is spread over the
         # planes by one thin GEMM (cells x H*W 0/1 matrix) written straight into the output buffer.
         spread = _const(grid, "spread", z)  # rh*rw, H*W
@@ -398,8 +406,8 @@ def gather_full(z: torch.Tensor, grid: CellGrid) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------ the fused autograd pair ---
-class _Link:
-    """What the multiply's backward hands to the pooling's backward of the same call."""
+class FusedLink:
+    """What a multiply's backward hands to the pooling's backward of the same call (MS-SAR, SE, GE, SGE)."""
 
     __slots__ = ("fuse", "g", "buf", "z")
 
@@ -414,9 +422,9 @@ class _CellPool(torch.autograd.Function):
     """src -> cell means. Backward: d(mean)/d(src), fused with the multiply's d(x*z)/dx when src is x."""
 
     @staticmethod
-    def forward(ctx: Any, src: torch.Tensor, grid: CellGrid, link: _Link) -> torch.Tensor:
+    def forward(ctx: Any, src: torch.Tensor, grid: CellGrid, link: FusedLink) -> torch.Tensor:
         ctx.grid, ctx.link = grid, link
-        ctx.src_shape, ctx.cl = src.shape, _is_channels_last(src)
+        ctx.src_shape, ctx.cl = src.shape, is_channels_last(src)
         return cell_means(src, grid)
 
     @staticmethod
@@ -438,7 +446,7 @@ class _CellMul(torch.autograd.Function):
     """(x, cell gate z) -> x * expand(z). Backward: dz = cell sums of g * x; dx = g * z, or left to _CellPool."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, z: torch.Tensor, grid: CellGrid, link: _Link) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor, z: torch.Tensor, grid: CellGrid, link: FusedLink) -> torch.Tensor:
         ctx.grid, ctx.link = grid, link
         ctx.save_for_backward(x, z)
         return cell_mul(x, z, grid)
@@ -484,7 +492,7 @@ def recalibrate(
     """
     src = x if src is None else src
     if fused and eager_autograd():
-        link = _Link(fuse=src is x and x.requires_grad)
+        link = FusedLink(fuse=src is x and x.requires_grad)
         means = _CellPool.apply(src, grid, link)  # N, rh, rw, C_in
         return _CellMul.apply(x, gate_fn(means).to(x.dtype), grid, link)
     z = gate_fn(cell_means(src, grid)).to(x.dtype)  # N, rh, rw, C

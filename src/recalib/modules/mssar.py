@@ -26,8 +26,6 @@ the text writes an L1 ball); regional bands follow the exact rule ``band = i * K
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -43,6 +41,7 @@ from ._regions import (
     scale_blocks,
     scale_matrices,
     sliding_bounds,
+    sliding_half_width,
 )
 from .registry import register_recalib
 
@@ -202,12 +201,13 @@ class MSSAR(nn.Module):
         sat = src.to(acc).cumsum(2).cumsum(3)  # N, C_in, H, W: the integral image (inclusive)
         total = None
         for i, k in enumerate(self.scales):
-            t = math.isqrt(h * w) // k  # the window's half-width (see sliding_bounds)
+            t = sliding_half_width(h, w, k)
             box = _box_sums(_box_sums(sat, 2, t), 3, t)  # N, C_in, H, W: window sums (the two axes commute)
             lo_h, hi_h = sliding_bounds(h, h, w, k)
             lo_w, hi_w = sliding_bounds(w, h, w, k)
-            count = _const([[(b - a) * (d - c) for c, d in zip(lo_w, hi_w)] for a, b in zip(lo_h, hi_h)], src, box.dtype)
-            y = (box / count).to(src.dtype)  # N, C_in, H, W: window means
+            rows = _const([b - a for a, b in zip(lo_h, hi_h)], src, box.dtype)  # H: window height per row
+            cols = _const([b - a for a, b in zip(lo_w, hi_w)], src, box.dtype)  # W: window width per column
+            y = (box / (rows[:, None] * cols)).to(src.dtype)  # N, C_in, H, W: window means
             hid = F.relu(self.bn[i](F.conv2d(y, self._weight(self.fc1, i))))  # N, D', H, W
             z = torch.sigmoid(F.conv2d(hid, self._weight(self.fc2, i)))  # N, C, H, W
             total = z if total is None else total + z

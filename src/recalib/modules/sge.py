@@ -27,24 +27,10 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from . import _validate
-from ._regions import eager_autograd
+from ._regions import FusedLink, eager_autograd, is_channels_last
 from .registry import register_recalib
 
 __all__ = ["SpatialGroupEnhance"]
-
-
-def _channels_last(x: torch.Tensor) -> bool:
-    return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
-
-
-class _Link:
-    __slots__ = ("fuse", "g", "buf", "z")
-
-    def __init__(self, fuse: bool) -> None:
-        self.fuse = fuse
-        self.g: torch.Tensor | None = None
-        self.buf: torch.Tensor | None = None
-        self.z: torch.Tensor | None = None
 
 
 def _group_onehot(c: int, groups: int, like: torch.Tensor) -> torch.Tensor:
@@ -56,7 +42,7 @@ def _view_groups(x: torch.Tensor, groups: int, cl: bool | None = None) -> torch.
     """x (N, C, H, W) as N, G, C/G, H*W (NCHW order) or as N, H*W, G, C/G (channels_last order, ``cl``; default:
     x's own memory format); a view when x is stored in that order, a copy otherwise."""
     n, c, h, w = x.shape
-    if _channels_last(x) if cl is None else cl:
+    if is_channels_last(x) if cl is None else cl:
         return x.permute(0, 2, 3, 1).reshape(n, h * w, groups, c // groups)
     return x.reshape(n, groups, c // groups, h * w)
 
@@ -68,12 +54,12 @@ class _SGEPool(torch.autograd.Function):
     """x -> similarities s (N, G, m) of every position to its group's mean vector v (saved, N, G, C/G)."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, groups: int, link: _Link) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor, groups: int, link: FusedLink) -> torch.Tensor:
         if torch.is_autocast_enabled(x.device.type):  # similarities in x's precision
             with torch.autocast(x.device.type, enabled=False):
                 return _SGEPool.forward(ctx, x, groups, link)
         n, c, h, w = x.shape
-        m, cg, cl = h * w, c // groups, _channels_last(x)
+        m, cg, cl = h * w, c // groups, is_channels_last(x)
         xv = _view_groups(x, groups)  # NCHW: N, G, C/G, m; channels_last: N, m, G, C/G
         v = xv.mean(1 if cl else 3)  # N, G, C/G
         if cg < _BMM_MIN_CHANNELS:  # few channels per group: a product and a short reduction
@@ -93,7 +79,7 @@ class _SGEPool(torch.autograd.Function):
         x, v = ctx.saved_tensors
         link, groups = ctx.link, ctx.groups
         n, c, h, w = x.shape
-        m, cg, cl = h * w, c // groups, _channels_last(x)
+        m, cg, cl = h * w, c // groups, is_channels_last(x)
         ds = ds.to(x.dtype)  # N, G, m
         if link.g is not None:  # dx = g * z (the multiply's share), then the similarities' share is added
             g, buf, z = link.g, link.buf, link.z
@@ -128,7 +114,7 @@ class _SGEPool(torch.autograd.Function):
 
 def _zview(z: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """The group gate z (N, G, m) broadcastable against ``_view_groups(like)``."""
-    if _channels_last(like):
+    if is_channels_last(like):
         return z.transpose(1, 2).contiguous()[:, :, :, None]  # N, m, G, 1
     return z[:, :, None, :]  # N, G, 1, m
 
@@ -137,7 +123,7 @@ class _SGEMul(torch.autograd.Function):
     """(x, group gate z (N, G, m)) -> x * z broadcast over each group's channels."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, z: torch.Tensor, groups: int, link: _Link) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor, z: torch.Tensor, groups: int, link: FusedLink) -> torch.Tensor:
         ctx.save_for_backward(x, z)
         ctx.groups, ctx.link = groups, link
         out = torch.empty_like(x)
@@ -151,17 +137,17 @@ class _SGEMul(torch.autograd.Function):
         groups, link = ctx.groups, ctx.link
         n, c, h, w = x.shape
         buf = torch.mul(x, g)  # N, C, H, W in x's memory format
-        if not buf.is_contiguous(memory_format=torch.channels_last if _channels_last(x) else torch.contiguous_format):
-            buf = buf.contiguous(memory_format=torch.channels_last if _channels_last(x) else torch.contiguous_format)
+        if not buf.is_contiguous(memory_format=torch.channels_last if is_channels_last(x) else torch.contiguous_format):
+            buf = buf.contiguous(memory_format=torch.channels_last if is_channels_last(x) else torch.contiguous_format)
         bg = _view_groups(buf, groups)
-        dz = bg.sum(3).transpose(1, 2) if _channels_last(x) else bg.sum(2)  # N, G, m
+        dz = bg.sum(3).transpose(1, 2) if is_channels_last(x) else bg.sum(2)  # N, G, m
         grad_x = None
         if ctx.needs_input_grad[0]:
             if link.fuse:
                 link.g, link.buf, link.z = g, buf, z
             else:
                 grad_x = buf
-                torch.mul(_view_groups(g, groups, _channels_last(x)), _zview(z, x), out=_view_groups(buf, groups))
+                torch.mul(_view_groups(g, groups, is_channels_last(x)), _zview(z, x), out=_view_groups(buf, groups))
         return grad_x, dz.to(z.dtype), None, None
 
 
@@ -217,8 +203,8 @@ class SpatialGroupEnhance(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _validate.check_input(x, self.channels, "SpatialGroupEnhance")
         n, c, h, w = x.shape
-        if eager_autograd() and (x.is_contiguous() or _channels_last(x)):
-            link = _Link(fuse=x.requires_grad)
+        if eager_autograd() and (x.is_contiguous() or is_channels_last(x)):
+            link = FusedLink(fuse=x.requires_grad)
             sim = _SGEPool.apply(x, self.groups, link)  # N, G, m
             return _SGEMul.apply(x, self._excite(sim, x.dtype), self.groups, link)
         xg = x.view(n, self.groups, c // self.groups, h, w)
