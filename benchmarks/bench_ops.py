@@ -33,12 +33,11 @@ sys.path.insert(0, str(HERE))
 from baselines import ObviousMSSAR, ReferenceSGE  # noqa: E402
 
 from recalib.analysis.bench import (  # noqa: E402
-    device_slug,
     environment,
     markdown_table,
+    save_results,
     summarize,
     time_interleaved,
-    write_json,
 )
 from recalib.modules import MSSAR, GatherExcite, Identity, SpatialGroupEnhance, SqueezeExcite  # noqa: E402
 
@@ -241,11 +240,7 @@ def to_markdown(data: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     data = run(args)
-    tag = f"-{args.tag}" if args.tag else ""
-    out = Path(args.out) if args.out else HERE / "results" / f"ops-{device_slug(data['env'])}{tag}.json"
-    write_json(out, data)
-    out.with_suffix(".md").write_text(to_markdown(data))
-    print(f"wrote {out} and {out.with_suffix('.md')} in {data['wall_seconds']:.0f} s")
+    save_results(data, "ops", HERE / "results", out=args.out, tag=args.tag, markdown=to_markdown)
     return 0
 
 

@@ -24,7 +24,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 
-from recalib.analysis.bench import device_slug, environment, markdown_table, summarize, write_json  # noqa: E402
+from recalib.analysis.bench import environment, markdown_table, save_results, summarize  # noqa: E402
 from recalib.data import DatasetInfo, DeviceLoader, SmallDataset  # noqa: E402
 from recalib.models import create_model, model_info  # noqa: E402
 from recalib.train.engine import train_one_epoch  # noqa: E402
@@ -166,11 +166,7 @@ def to_markdown(data: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     data = run(args)
-    tag = f"-{args.tag}" if args.tag else ""
-    out = Path(args.out) if args.out else HERE / "results" / f"train-{device_slug(data['env'])}{tag}.json"
-    write_json(out, data)
-    out.with_suffix(".md").write_text(to_markdown(data))
-    print(f"wrote {out} and {out.with_suffix('.md')} in {data['wall_seconds']:.0f} s")
+    save_results(data, "train", HERE / "results", out=args.out, tag=args.tag, markdown=to_markdown)
     return 0
 
 

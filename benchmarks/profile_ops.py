@@ -27,7 +27,7 @@ sys.path.insert(0, str(HERE))
 
 from bench_ops import FORMATS, OPS, _step  # noqa: E402
 
-from recalib.analysis.bench import device_slug, environment, write_json  # noqa: E402
+from recalib.analysis.bench import environment, save_results  # noqa: E402
 from recalib.modules import MSSAR, SqueezeExcite  # noqa: E402
 
 SCHEMA = "recalib-profile-ops/1"
@@ -113,10 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tag", default="", help="suffix of the default output name")
     args = p.parse_args(argv)
     data = run(args)
-    tag = f"-{args.tag}" if args.tag else ""
-    path = Path(args.out) if args.out else HERE / "results" / f"profile-{device_slug(data['env'])}{tag}.json"
-    write_json(path, data)
-    print(f"wrote {path} in {data['wall_seconds']:.0f} s")
+    save_results(data, "profile", HERE / "results", out=args.out, tag=args.tag)
     return 0
 
 

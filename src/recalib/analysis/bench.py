@@ -26,6 +26,7 @@ __all__ = [
     "environment",
     "git_state",
     "markdown_table",
+    "save_results",
     "summarize",
     "time_interleaved",
     "write_json",
@@ -186,6 +187,28 @@ def summarize(times: Sequence[float]) -> dict[str, float]:
     xs = sorted(times)
     q = statistics.quantiles(xs, n=4) if len(xs) >= 2 else [xs[0]] * 3
     return {"median": statistics.median(xs), "q1": q[0], "q3": q[2], "min": xs[0], "max": xs[-1], "n": len(xs)}
+
+
+def save_results(
+    data: Mapping[str, Any],
+    kind: str,
+    results_dir: str | os.PathLike[str],
+    *,
+    out: str | None = None,
+    tag: str = "",
+    markdown: Callable[[Mapping[str, Any]], str] | None = None,
+) -> Path:
+    """Write a benchmark's ``data`` to ``out`` or ``results_dir/<kind>-<device>[-<tag>].json`` (and the ``.md``
+    beside it when ``markdown`` renders one); print and return the JSON path."""
+    suffix = f"-{tag}" if tag else ""
+    path = Path(out) if out else Path(results_dir) / f"{kind}-{device_slug(data['env'])}{suffix}.json"
+    write_json(path, data)
+    also = ""
+    if markdown is not None:
+        path.with_suffix(".md").write_text(markdown(data))
+        also = f" and {path.with_suffix('.md')}"
+    print(f"wrote {path}{also} in {data['wall_seconds']:.0f} s")
+    return path
 
 
 def write_json(path: str | os.PathLike[str], data: Any) -> Path:
