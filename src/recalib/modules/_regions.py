@@ -284,6 +284,7 @@ def grid_counts(grid: CellGrid, like: torch.Tensor, scale_index: int | None = No
 
 
 def is_channels_last(x: torch.Tensor) -> bool:
+    """True when x is laid out channels_last (and not also plain contiguous, as 1x1 maps are)."""
     return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
 
 
