@@ -75,7 +75,8 @@ def _write_run(run, final: float, epochs: int = 3, complete: bool = True) -> Non
         summary = {"status": "completed", "epochs_completed": epochs, "final_test_error": final,
                    "best_test_error": min(h["test_error"] for h in hist), "params": PARAMS[run.operator.key],
                    "macs": MACS[run.model] + PARAMS[run.operator.key], "wall_seconds": 12.0,
-                   "device": "cpu (test)", "versions": {"torch": "x"}, "git_commit": "abc"}
+                   "device": "cpu (test)", "versions": {"torch": "x"}, "git_commit": "abc",
+                   "train_images": 1234, "test_images": 567}
         (out / "summary.json").write_text(json.dumps(summary))
 
 
@@ -166,10 +167,13 @@ def test_report_numbers_match_the_runs(synthetic, tmp_path):
     # Every seed in the CSV, with the last epoch's error (not the best epoch's).
     with open(out / "runs.csv") as f:
         rows = list(csv.DictReader(f))
+    plan = {run.run_id: run for run in plan_runs(study, results)}
     assert len(rows) == 18
     for r in rows:
         assert float(r["final_test_error"]) == pytest.approx(FINAL[(r["model"], r["operator"])][int(r["seed"])])
         assert r["status"] == "finished" and r["epochs_completed"] == "3"
+        assert r["epochs"] == str(plan[r["run_id"]].config.epochs)
+        assert (r["train_images"], r["test_images"]) == ("1234", "567")
 
 
 def test_incomplete_study_is_an_error_unless_allowed(synthetic, tmp_path):

@@ -387,7 +387,7 @@ def _jsonable(obj: Any) -> Any:
 
 
 CSV_FIELDS = ("study", "variant", "run_id", "dataset", "model", "operator", "operator_label", "spec", "seed",
-              "status", "epochs_completed", "final_test_error", "final_test_top5_error", "final_train_error",
+              "status", "epochs", "epochs_completed", "train_images", "test_images", "final_test_error", "final_test_top5_error", "final_train_error",
               "final_test_loss", "params", "macs", "wall_seconds", "device", "git_commit")
 
 
@@ -399,7 +399,8 @@ def _csv(results: Sequence[RunResult]) -> str:
         w.writerow({
             "study": r.run.study, "variant": r.run.variant or "", "run_id": r.run.run_id, "dataset": r.run.dataset,
             "model": r.run.model, "operator": r.run.operator.key, "operator_label": r.run.operator.label,
-            "spec": r.run.operator.spec, "seed": r.run.seed, "status": r.status, "epochs_completed": len(r.history),
+            "spec": r.run.operator.spec, "seed": r.run.seed, "status": r.status, "epochs": r.run.config.epochs, "epochs_completed": len(r.history),
+            "train_images": r.summary.get("train_images"), "test_images": r.summary.get("test_images"),
             "final_test_error": r.test_error, "final_test_top5_error": r.test_top5_error,
             "final_train_error": r.last("train_error"), "final_test_loss": r.last("test_loss"),
             "params": r.params, "macs": r.macs, "wall_seconds": r.summary.get("wall_seconds"),

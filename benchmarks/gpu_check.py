@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""One command that checks recalib on a lent GPU (one H100/H200) in under 8 minutes and writes one JSON file.
+
+    python3 benchmarks/gpu_check.py --out /tmp/gpu --data-dir data/fashion-mnist   # on the GPU machine
+    python3 benchmarks/gpu_check.py --quick --out /tmp/gpu-quick                   # CPU smoke run (CI)
+
+Sections, each a subprocess with its own time limit (a failing or slow section is recorded, never fatal, and
+the JSON is rewritten after every section, so nothing is lost when the machine is taken back):
+
+1. ``ops_eager`` / ``ops_compile``: every operator's forward+backward against SE at the benchmark shapes,
+   bf16 autocast, channels_last (``benchmarks/bench_ops.py``; compiled at the CIFAR shapes only, to fit).
+2. ``train_<model>``: a network's training step, ResNet-20/56/50 x none/SE/MS-SAR, bf16, channels_last,
+   ``torch.compile`` (``benchmarks/bench_train.py``; ResNet-50 at 224 px).
+3. ``protocol``: two epochs of the paper's CIFAR-ResNet protocol (batch 128, SGD-Nesterov) for ResNet-20 +
+   MS-SAR on Fashion-MNIST through ``recalib train``, and the 160-epoch time they imply.
+4. ``torchrun``: a one-process ``torchrun`` training run (NCCL on CUDA, gloo on the CPU).
+
+``--quick`` shrinks every section to seconds on the CPU; the test suite runs it, so the script itself is tested.
+Writes ``<out>/gpu_check.json`` (schema ``recalib-gpu-check/1``) with the environment, every command, its exit
+status, wall time, output tail, the results it produced, and ``derived`` ratios (operator / SE, network / SE
+network, the implied 160-epoch time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+from recalib.analysis.bench import environment, write_json  # noqa: E402
+
+SCHEMA = "recalib-gpu-check/1"
+OPS = "se,ge,sge,mssar,mssar_sliding"
+TRAIN_MODELS = ("resnet20", "resnet56", "resnet50")
+TRAIN_RECALIBS = "none,se,mssar"
+PAPER_EPOCHS = 160
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True, help="folder for gpu_check.json and the sections' files")
+    p.add_argument("--data-dir", default=None, help="Fashion-MNIST folder (the four .gz files; default: the standard places)")
+    p.add_argument("--quick", action="store_true", help="CPU smoke run of every section (seconds each)")
+    p.add_argument("--budget", type=float, default=450.0, help="seconds for all sections together (default 450)")
+    return p.parse_args(argv)
+
+
+def _sections(args: argparse.Namespace, out: Path, cuda: bool) -> list[tuple[str, list[str], float]]:
+    """``(name, command, time limit in s)`` of every section, in order."""
+    py = [sys.executable]
+    data = ["--data-dir", args.data_dir] if args.data_dir else []
+    if args.quick:
+        ops = [*py, str(HERE / "bench_ops.py"), "--quick", "--device", "cpu", "--ops", OPS, "--amp", "bf16",
+               "--formats", "channels_last"]
+        sections = [("ops_eager", [*ops, "--modes", "eager", "--out", str(out / "ops_eager.json")], 120.0)]
+        train = [*py, str(HERE / "bench_train.py"), "--quick", "--device", "cpu", "--recalibs", TRAIN_RECALIBS,
+                 "--amp", "bf16", "--channels-last", "on", "--compile", "off"]
+        sections += [("train_resnet20", [*train, "--models", "resnet20", "--out", str(out / "train_resnet20.json")],
+                      120.0)]
+        small = ["--subset", "256", "--test-subset", "200", "--batch-size", "64", "--device", "cpu", "--threads", "1"]
+        proto_epochs = "2"
+    else:
+        ops = [*py, str(HERE / "bench_ops.py"), "--device", "cuda", "--ops", OPS, "--amp", "bf16",
+               "--formats", "channels_last", "--budget", "0.3", "--reps", "20"]
+        sections = [
+            ("ops_eager", [*ops, "--modes", "eager", "--out", str(out / "ops_eager.json")], 60.0),
+            ("ops_compile", [*ops, "--modes", "compile", "--suites", "cifar", "--out", str(out / "ops_compile.json")],
+             75.0),
+        ]
+        train = [*py, str(HERE / "bench_train.py"), "--device", "cuda", "--recalibs", TRAIN_RECALIBS, "--amp", "bf16",
+                 "--channels-last", "on", "--compile", "on", "--steps", "20", "--rounds", "3", "--warmup-steps", "5",
+                 "--imagenet-size", "224", "--batch-imagenet", "64"]
+        sections += [(f"train_{m}", [*train, "--models", m, "--out", str(out / f"train_{m}.json")], 80.0)
+                     for m in TRAIN_MODELS]
+        small = ["--device", "cuda"]
+        proto_epochs = "2"
+    train_cmd = [*py, "-m", "recalib", "train", "--model", "resnet20", "--dataset", "fashion-mnist",
+                 "--recipe", "paper-cifar-resnet", "--no-progress", "--no-tensorboard", *data]
+    sections.append(("protocol", [*train_cmd, "--recalib", "mssar", "--epochs", proto_epochs, *small,
+                                  "--out", str(out / "protocol")], 150.0))
+    torchrun = [*py, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1", "-m", "recalib", "train"]
+    sections.append(("torchrun", [*torchrun, *train_cmd[4:], "--recalib", "se", "--epochs", "1",
+                                  *(small if args.quick else ["--subset", "8192", "--device", "cuda"]),
+                                  "--out", str(out / "torchrun")], 120.0))
+    return sections
+
+
+def _run(cmd: list[str], limit: float) -> dict[str, Any]:
+    started = time.perf_counter()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=limit, cwd=ROOT, env=env)
+        rc, text, timed_out = p.returncode, p.stdout + p.stderr, False
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        rc, text, timed_out = None, out + err, True
+    return {"command": cmd, "limit_s": limit, "returncode": rc, "timed_out": timed_out,
+            "wall_s": time.perf_counter() - started, "output_tail": text[-3000:]}
+
+
+def _load(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _median(xs: list[float]) -> float | None:
+    return statistics.median(xs) if xs else None
+
+
+def _ops_ratios(data: Any) -> list[dict[str, Any]]:
+    """Median ms of each operator and its ratio to SE's, per shape and mode."""
+    if not data:
+        return []
+    med: dict[tuple[str, tuple[int, ...], str], float | None] = {}
+    for r in data["results"]:
+        med[(r["mode"], tuple(r["shape"]), r["op"])] = _median(r.get("times_ms") or [])
+    rows = []
+    for (mode, shape, op), ms in med.items():
+        se = med.get((mode, shape, "se"))
+        rows.append({"mode": mode, "shape": list(shape), "op": op, "median_ms": ms,
+                     "ratio_to_se": ms / se if ms and se else None})
+    return rows
+
+
+def _train_ratios(data: Any) -> list[dict[str, Any]]:
+    """Training-step time of each network relative to the SE network (images/s of SE / of the network)."""
+    if not data:
+        return []
+    by = {(r["model"], r["recalib"]): r["median_images_per_s"] for r in data["results"]}
+    return [{"model": m, "recalib": rc, "images_per_s": v,
+             "step_time_ratio_to_se": by[(m, "se")] / v if v and by.get((m, "se")) else None}
+            for (m, rc), v in by.items()]
+
+
+def _protocol(folder: Path, epochs: int = PAPER_EPOCHS) -> dict[str, Any] | None:
+    """Epoch times of the protocol run and the time ``epochs`` epochs imply (from the last, warm epoch)."""
+    try:
+        rows = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    except (OSError, ValueError):
+        return None
+    if not rows:
+        return None
+    last = rows[-1]
+    per_epoch = last["seconds"] + last.get("eval_seconds", 0.0)
+    return {"epoch_seconds": [r["seconds"] for r in rows], "eval_seconds": [r.get("eval_seconds") for r in rows],
+            "test_error": [r["test_error"] for r in rows], "images_per_s": [r.get("images_per_s") for r in rows],
+            "implied_epochs": epochs, "implied_minutes": per_epoch * epochs / 60.0}
+
+
+def _derive(out: Path, results: dict[str, Any]) -> dict[str, Any]:
+    derived: dict[str, Any] = {
+        "ops": {name[4:]: _ops_ratios(_load(out / f"{name}.json")) for name in results if name.startswith("ops_")},
+        "train": {name[6:]: _train_ratios(_load(out / f"{name}.json")) for name in results if name.startswith("train_")},
+    }
+    if "protocol" in results:
+        derived["protocol"] = _protocol(out / "protocol")
+    if "torchrun" in results:
+        summary = _load(out / "torchrun" / "summary.json")
+        derived["torchrun"] = None if summary is None else {
+            k: summary.get(k) for k in ("status", "world_size", "final_test_error", "device", "wall_seconds")}
+    return derived
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("protocol", "torchrun"):  # a rerun starts these runs afresh
+        shutil.rmtree(out / stale, ignore_errors=True)
+    cuda = torch.cuda.is_available() and not args.quick
+    if not args.quick and not cuda:
+        raise SystemExit("gpu_check: CUDA is not available; use --quick for the CPU smoke run")
+    data: dict[str, Any] = {"schema": SCHEMA, "quick": args.quick, "env": environment("cuda" if cuda else "cpu"),
+                            "budget_s": args.budget, "sections": {}, "derived": {}}
+    started = time.perf_counter()
+    for name, cmd, limit in _sections(args, out, cuda):
+        left = args.budget - (time.perf_counter() - started)
+        if left < 10:
+            data["sections"][name] = {"command": cmd, "skipped": f"budget spent ({args.budget:.0f} s)"}
+            continue
+        print(f"gpu_check: {name} (limit {min(limit, left):.0f} s)", flush=True)
+        data["sections"][name] = res = _run(cmd, min(limit, left))
+        state = "timed out" if res["timed_out"] else f"exit {res['returncode']}"
+        print(f"gpu_check: {name}: {state} in {res['wall_s']:.0f} s", flush=True)
+        data["derived"] = _derive(out, data["sections"])
+        data["wall_seconds"] = time.perf_counter() - started
+        write_json(out / "gpu_check.json", data)  # after every section: nothing lost if the machine goes
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    data = run(args)
+    failed = [n for n, s in data["sections"].items() if s.get("returncode") != 0]
+    print(f"gpu_check: wrote {Path(args.out) / 'gpu_check.json'}; failed or skipped: {', '.join(failed) or 'none'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
