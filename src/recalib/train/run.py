@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import platform
 import random
@@ -51,9 +52,10 @@ from .checkpoint import (
 )
 from .config import TrainConfig, config_diff, parse_model_args
 from .engine import NonFiniteLossError, evaluate, train_one_epoch
+from .runlock import RunLock, RunLockedError
 from .schedule import LRSchedule
 
-__all__ = ["RUN_FILES", "resolve_amp", "resolve_device", "train"]
+__all__ = ["RUN_FILES", "OutputError", "resolve_amp", "resolve_device", "train"]
 
 #: What a run writes into its output folder (``tb`` is a folder).
 RUN_FILES = ("config.json", "metrics.jsonl", CHECKPOINT_NAME, "summary.json", "curves.png", "tb")
@@ -211,16 +213,33 @@ def _build_data(cfg: TrainConfig, info: Any, device: torch.device, dinfo: distri
 
 
 # ------------------------------------------------------------------------------------- outputs ---
-def _write_json(path: Path, obj: Any) -> None:
+class OutputError(RuntimeError):
+    """Writing into the run folder failed (a full disk, a lost mount, permissions); what it held is intact."""
+
+
+def _write_failure(path: Path, exc: OSError, state: str) -> str:
+    """One line: what could not be written, why, what the run folder still holds and what to do."""
+    return (f"cannot write {path}: {exc.strerror or exc}; training stopped and {state}. Free space (or fix the "
+            "folder) and rerun with --resume")
+
+
+def _replace_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file: ``path`` holds the old or the new text, never a part."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    _replace_text(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
 def _write_metrics(path: Path, history: Iterable[dict[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(rec) + "\n" for rec in history))
-    os.replace(tmp, path)
+    _replace_text(path, "".join(json.dumps(rec) + "\n" for rec in history))
 
 
 def _plot_curves(history: list[dict[str, Any]], path: Path, title: str, eval_name: str) -> None:
@@ -246,9 +265,14 @@ def _plot_curves(history: list[dict[str, Any]], path: Path, title: str, eval_nam
         ax.legend()
     fig.suptitle(title)
     tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        fig.savefig(tmp, dpi=100)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
 
 
 def _tensorboard_writer(folder: Path, purge_step: int | None) -> Any:
@@ -291,6 +315,21 @@ def _complexity(model: nn.Module, input_size: tuple[int, int, int, int]) -> tupl
     return int(stats["params"]), int(stats["macs"])
 
 
+def _first_non_finite(model: nn.Module, eval_loss: float) -> str | None:
+    """What is NaN or infinite among ``model``'s parameters, buffers and the evaluation loss (None: nothing).
+
+    Checked before every checkpoint, so that a blow-up on an epoch's last step (after the loss was last
+    checked) never replaces the last good checkpoint with NaN weights.
+    """
+    for kind, named in (("parameter", model.named_parameters()), ("buffer", model.named_buffers())):
+        for name, t in named:
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                return f"the {kind} {name}"
+    if not math.isfinite(eval_loss):
+        return "the evaluation loss"
+    return None
+
+
 def _recalib_arg(name: str) -> str | None:
     return None if name.strip().lower() in ("", "none") else name
 
@@ -316,9 +355,32 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
     device = resolve_device(config.device, local_rank)
     dinfo = distributed.setup(device)
     try:
-        return _train(config, device, dinfo, resume=resume, overwrite=overwrite)
+        lock = _lock_run_folder(Path(config.out), dinfo)
+        try:
+            return _train(config, device, dinfo, resume=resume, overwrite=overwrite)
+        finally:
+            if lock is not None:
+                lock.release()
     finally:
         distributed.cleanup(dinfo)
+
+
+def _lock_run_folder(out: Path, dinfo: distributed.DistInfo) -> RunLock | None:
+    """Rank 0 takes the run folder's lock (:mod:`.runlock`); every rank learns whether it could."""
+    lock, error = None, None
+    if dinfo.is_main:
+        try:
+            lock = RunLock(out).acquire()
+        except ValueError as exc:  # RunLockedError included
+            error = exc
+        except OSError as exc:  # e.g. no permission to create the folder
+            error = ValueError(f"cannot use --out {out}: {exc.strerror or exc}")
+    messages = distributed.all_gather_object(None if error is None else str(error))
+    if error is not None:
+        raise error
+    if messages[0] is not None:
+        raise RunLockedError(messages[0])
+    return lock
 
 
 def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, *, resume: bool,
@@ -357,11 +419,7 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
             "start it over, or choose another --out"
         )
     if main:
-        if ckpt is None and overwrite:
-            _remove_run_files(out)
-        out.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(out)
-    distributed.barrier()
+        remove_stale_temporaries(out)  # left by a killed process: this one holds the folder's lock
     if resume and ckpt is None:
         log(f"no checkpoint in {out}: starting a new run")
 
@@ -412,6 +470,10 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
         restore_rng_state(rngs[dinfo.rank] if len(rngs) == dinfo.world_size else rngs[0])
         log(f"resumed {ckpt_path} at epoch {start_epoch}, step {step}")
 
+    if main and ckpt is None and overwrite:  # the new configuration, data and model are valid: now delete
+        _remove_run_files(out)
+    distributed.barrier()
+
     raw = model  # unwrapped, uncompiled: what checkpoints hold and what evaluation runs
     compiled: nn.Module = torch.compile(raw) if cfg.compile else raw  # type: ignore[assignment]
     train_model: nn.Module = compiled
@@ -424,8 +486,11 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
     title = f"{cfg.model} + {cfg.recalib} on {info.name} ({cfg.recipe})"
     writer = None
     if main:
-        _write_json(out / "config.json", cfg.to_dict())
-        _write_metrics(out / "metrics.jsonl", history)
+        try:
+            _write_json(out / "config.json", cfg.to_dict())
+            _write_metrics(out / "metrics.jsonl", history)
+        except OSError as exc:
+            raise OutputError(_write_failure(Path(exc.filename or out), exc, "nothing was trained yet")) from None
         if cfg.tensorboard:
             writer = _tensorboard_writer(out / "tb", purge_step=start_epoch + 1 if ckpt is not None else None)
     device_text = _describe_device(device)
@@ -518,6 +583,10 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
             step = int(tr["step"])
             distributed.broadcast_buffers(raw)
             ev = evaluate(compiled, data.test, device=device, amp_dtype=amp_dtype, channels_last=cfg.channels_last)
+            bad = _first_non_finite(raw, ev["test_loss"])  # the same answer on every rank (weights, buffers equal)
+            if bad is not None:
+                raise NonFiniteLossError(step, f"{bad} is not finite (NaN or inf) after epoch {epoch + 1} (global "
+                                               f"step {step})")
             record = {"epoch": epoch + 1, "step": step, "lr": tr["lr"], "train_loss": tr["train_loss"],
                       "train_error": tr["train_error"], "test_loss": ev["test_loss"], "test_error": ev["test_error"],
                       "test_top5_error": ev["test_top5_error"], "seconds": tr["seconds"],
@@ -526,17 +595,33 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
             history.append(record)
             best = min(best, ev["test_error"])
             state = checkpoint_state(epoch + 1)  # a collective (RNG states): every rank builds it
+            failure = None
             if main:
-                with open(out / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps(record) + "\n")
-                save_checkpoint(state, ckpt_path)
-                _plot_curves(history, out / "curves.png", title, data.eval_set)
-                if writer is not None:
+                # The checkpoint first: metrics.jsonl never runs ahead of it (a resume rewrites it from the
+                # checkpoint's history, so a line lost after a written checkpoint comes back).
+                try:
+                    save_checkpoint(state, ckpt_path)
+                except OSError as exc:
+                    failure = _write_failure(ckpt_path, exc, f"checkpoint.pt still holds epoch {epoch}" if epoch
+                                             else "no checkpoint was written yet")
+                else:
+                    try:
+                        with open(out / "metrics.jsonl", "a") as f:
+                            f.write(json.dumps(record) + "\n")
+                        _plot_curves(history, out / "curves.png", title, data.eval_set)
+                    except OSError as exc:
+                        failure = _write_failure(Path(exc.filename or out / "metrics.jsonl"), exc,
+                                                 f"the checkpoint of epoch {epoch + 1} was written")
+                if writer is not None and failure is None:
                     for key in ("train_loss", "train_error", "test_loss", "test_error", "test_top5_error", "lr",
                                 "images_per_s"):
                         writer.add_scalar(key.replace("_", "/", 1), record[key], epoch + 1)
                     writer.flush()
             del state
+            if dinfo.enabled:  # every rank stops together rather than waiting for rank 0 in the next collective
+                failure = distributed.all_gather_object(failure)[0]
+            if failure is not None:
+                raise OutputError(failure)
             log(
                 f"epoch {epoch + 1}/{cfg.epochs}  step {step}  lr {tr['lr']:.4g}  train loss {tr['train_loss']:.4f} "
                 f"err {tr['train_error']:.2f}%  |  {data.eval_set} loss {ev['test_loss']:.4f} err "
@@ -544,16 +629,27 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
                 f"{tr['images_per_s']:.0f} img/s, eval {ev['eval_seconds']:.1f} s"
             )
     except NonFiniteLossError as exc:
+        kept = (f"the last good checkpoint (epoch {len(history)}) was kept" if history
+                else "no checkpoint was written: it diverged in its first epoch")
+        message = (f"{exc}; training stopped and {kept}. Lower the learning rate (--lr), add warm-up "
+                   "(--warmup-epochs) or use --amp off")
         if main:
-            _write_json(out / "summary.json", summary("diverged", str(exc)))
-        raise
+            try:
+                _write_json(out / "summary.json", summary("diverged", message))
+            except OSError:  # the divergence is the news; a full disk must not hide it
+                pass
+        raise NonFiniteLossError(exc.step, message) from None
     finally:
         if writer is not None:
             writer.close()
 
     result = summary("completed")
     if main:
-        _write_json(out / "summary.json", result)
+        try:
+            _write_json(out / "summary.json", result)
+        except OSError as exc:
+            raise OutputError(_write_failure(out / "summary.json", exc, "the checkpoint of the last epoch was "
+                                             "written")) from None
         if history and not (out / "curves.png").exists():
             _plot_curves(history, out / "curves.png", title, data.eval_set)
     distributed.barrier()
