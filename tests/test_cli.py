@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from recalib.cli import main
 from recalib.train.config import RECIPES
@@ -48,6 +49,49 @@ def test_train_then_eval_as_module(tmp_path, capsys) -> None:
     metrics = json.loads((tmp_path / "eval.json").read_text())
     assert metrics["test_images"] == 200
     assert metrics["test_error"] == pytest.approx(summary["final_test_error"])
+    _checkpoint_errors_are_one_line(tmp_path, out, capsys)
+
+
+def _one_line_error(capsys, *needles: str) -> str:  # noqa: ANN001
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "weights_only" not in err and "trust" not in err, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+def _checkpoint_errors_are_one_line(tmp_path, out, capsys) -> None:  # noqa: ANN001
+    """Issue 13 item 9: a run folder is a checkpoint; garbage and tampered checkpoints are one-line errors."""
+    evaluate = ["eval", "--subset", "100", "--device", "cpu", "--checkpoint"]
+    assert main([*evaluate, str(out)]) == 0  # the run folder stands for its checkpoint.pt
+    assert "top-1 error" in capsys.readouterr().out
+    (tmp_path / "garbage.pt").write_bytes(bytes(range(256)) * 4)
+    assert main([*evaluate, str(tmp_path / "garbage.pt")]) == 2
+    _one_line_error(capsys, "not a readable recalib checkpoint")
+
+    class Evil:
+        def __reduce__(self):  # noqa: ANN204
+            return (print, ("pwned",))
+
+    torch.save({"format_version": 1, "x": Evil()}, tmp_path / "evil.pt")
+    assert main([*evaluate, str(tmp_path / "evil.pt")]) == 2
+    _one_line_error(capsys, "Unsupported global: GLOBAL print", "never loads")
+    assert main([*evaluate, str(tmp_path)]) == 2
+    _one_line_error(capsys, "without a checkpoint.pt")
+
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    ckpt["model"]["conv1.weight"] = torch.zeros(3, 3)  # tampered
+    torch.save(ckpt, out / "checkpoint.pt")
+    assert main([*evaluate, str(out)]) == 2
+    _one_line_error(capsys, "do not fit", "conv1.weight has shape (3, 3)")
+    assert main(["visualize", "--checkpoint", str(out), "--out", str(tmp_path / "g.png")]) == 2
+    _one_line_error(capsys, "do not fit")
+    assert main(["train", "--out", str(out), "--resume", "--device", "cpu", "--threads", "1"]) == 2
+    _one_line_error(capsys, "do not fit")
+    ckpt["model_args"]["name"] = "resnet32"  # a different model than the weights
+    torch.save(ckpt, out / "checkpoint.pt")
+    assert main([*evaluate, str(out)]) == 2
+    _one_line_error(capsys, "do not fit", "missing (e.g. layer1.3.")
 
 
 def test_train_refuses_to_overwrite_a_run(tmp_path, capsys) -> None:

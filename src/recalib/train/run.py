@@ -46,7 +46,9 @@ from .checkpoint import (
     FORMAT_VERSION,
     capture_rng_state,
     load_checkpoint,
+    load_model_weights,
     remove_stale_temporaries,
+    require_keys,
     restore_rng_state,
     save_checkpoint,
 )
@@ -61,6 +63,7 @@ __all__ = ["RUN_FILES", "OutputError", "resolve_amp", "resolve_device", "train"]
 RUN_FILES = ("config.json", "metrics.jsonl", CHECKPOINT_NAME, "summary.json", "curves.png", "tb")
 _VAL_SPLIT_SEED = 0  # the held-out validation images do not depend on --seed
 _SYNC_EVERY = 100  # steps between non-finite checks (one host sync each)
+_RESUME_KEYS = ("config", "epoch", "step", "model", "steps_per_epoch", "optimizer", "scaler", "history", "best_test_error", "wall_seconds", "rng")
 
 
 # ------------------------------------------------------------------------------------- device ---
@@ -406,6 +409,7 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
     ckpt: dict[str, Any] | None = None
     if ckpt_path.exists() and resume:
         ckpt = load_checkpoint(ckpt_path)
+        require_keys(ckpt, _RESUME_KEYS, ckpt_path)
         diff = config_diff(TrainConfig.from_dict(ckpt["config"]), cfg)
         if diff:
             details = "; ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in diff.items())
@@ -461,9 +465,13 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
                 f"cannot resume {ckpt_path}: it has {ckpt['steps_per_epoch']} steps per epoch, this run "
                 f"{steps_per_epoch} (different data or batch size)"
             )
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scaler.load_state_dict(ckpt["scaler"])
+        load_model_weights(model, ckpt["model"], ckpt_path)
+        try:
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scaler.load_state_dict(ckpt["scaler"])
+        except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+            raise ValueError(f"cannot resume {ckpt_path}: its optimizer state does not fit the model "
+                             f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
         start_epoch, step, history = ckpt["epoch"], ckpt["step"], list(ckpt["history"])
         best, wall_before = ckpt["best_test_error"], ckpt["wall_seconds"]
         rngs = ckpt["rng"]
