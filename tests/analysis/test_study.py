@@ -86,6 +86,7 @@ def test_parse_and_variant(tmp_path):
     ('epochs = 2,', 'epoch = 2,', "unknown TrainConfig field.*epoch"),
     ('epochs = 2,', 'seed = 2,', "overrides may not set seed"),
     ('seeds = [0, 1]', 'seeds = [0, 0]', "duplicates"),
+    ('seeds = [0, 1]', 'seeds = [0, 4294967296]', r"seeds must be a non-empty list of integers in \[0, 4294967295\]"),
     ('seeds = [0]\noperators', 'seeds = [0]\nspeed = 1\noperators', r"variants.one.*unknown key.*speed"),
     ('operators = ["mssar"]', 'operators = ["se"]', r"operators \['se'\] are not in the study's grid"),
     ('name = "mini"', 'name = "other"', "must equal the file name"),

@@ -239,11 +239,11 @@ def _str_list(value: Any, where: str, name: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _int_list(value: Any, where: str, name: str) -> tuple[int, ...]:
+def _int_list(value: Any, where: str, name: str, most: int = 2**32 - 1) -> tuple[int, ...]:
     if not isinstance(value, list) or not value or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value
+        isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= most for v in value
     ):
-        raise _err(where, f"{name} must be a non-empty list of non-negative integers, got {value!r}")
+        raise _err(where, f"{name} must be a non-empty list of integers in [0, {most}], got {value!r}")
     if len(set(value)) != len(value):
         raise _err(where, f"{name} has duplicates: {value!r}")
     return tuple(value)

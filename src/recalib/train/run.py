@@ -186,6 +186,9 @@ def _build_data(cfg: TrainConfig, info: Any, device: torch.device, dinfo: distri
         return _Data(folder_train, folder_val, sampler.set_epoch, "test", len(folder_train.dataset),  # type: ignore[arg-type]
                      len(folder_val.dataset))  # type: ignore[arg-type]
 
+    if cfg.pad > info.image_size:  # the crops would be mostly zeros, and each batch grows with (side + 2 pad)^2
+        raise ValueError(f"--pad {cfg.pad} exceeds the {info.image_size}-pixel side of {info.name}'s images; "
+                         "use at most that (the papers use 4 on 32x32 CIFAR)")
     train_set = load_small(info.name, "train", data_dir=cfg.data_dir)
     eval_set, eval_name = None, "test"
     if cfg.val_split:
