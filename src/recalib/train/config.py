@@ -53,7 +53,7 @@ AMP_MODES = ("auto", "off", "bf16", "fp16")
 #: Fields that say how or where a run executes, not what it computes: they may differ when a run is resumed.
 RUNTIME_FIELDS = frozenset(
     {"out", "data_dir", "device", "threads", "workers", "progress", "tensorboard", "check_ranks",
-     "eval_batch_size", "compile", "amp", "channels_last", "deterministic"}
+     "eval_batch_size", "compile", "amp", "channels_last", "deterministic", "dist_timeout"}
 )
 
 
@@ -114,6 +114,8 @@ class TrainConfig:
     progress: bool = _f(True, "progress bar on rank 0 when attached to a terminal")
     tensorboard: bool = _f(True, "write TensorBoard event files when TensorBoard is installed")
     check_ranks: bool = _f(False, "debug: assert after every step that all processes hold identical weights")
+    dist_timeout: float = _f(1800.0, "seconds a process waits for the others in a collective (torchrun): a "
+                                     "process that stops responding ends the job after this long instead of hanging it")
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(TrainConfig)
@@ -150,6 +152,8 @@ class TrainConfig:
                 raise bad(f.name, f"a list of integers of at most {_INT_MAX}")
         if not self.lr > 0:
             raise bad("lr", "positive")
+        if not self.dist_timeout > 0:
+            raise bad("dist_timeout", "a positive number of seconds")
         for name in ("wd", "warmup_epochs", "momentum"):
             if not getattr(self, name) >= 0:
                 raise bad(name, "non-negative")

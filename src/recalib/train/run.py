@@ -359,11 +359,16 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
     """
     _, _, local_rank, _ = distributed.env_world()
     device = resolve_device(config.device, local_rank)
-    dinfo = distributed.setup(device)
+    dinfo = distributed.setup(device, timeout=config.dist_timeout)
     try:
         lock = _lock_run_folder(Path(config.out), dinfo)
         try:
             return _train(config, device, dinfo, resume=resume, overwrite=overwrite)
+        except RuntimeError as exc:
+            timed_out = distributed.as_peer_timeout(exc, config.dist_timeout) if dinfo.enabled else None
+            if timed_out is None:
+                raise
+            raise timed_out from exc
         finally:
             if lock is not None:
                 lock.release()
