@@ -19,7 +19,6 @@ import pytest
 
 from recalib.analysis import study as st
 from recalib.analysis import study_cli
-from recalib.train.runlock import RunLock, lock_holder
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((REPO / "studies").glob("*.toml"))
@@ -141,6 +140,24 @@ def test_run_states(tmp_path):
     runtime_only = dict(run.config.to_dict(), threads=7, device="cuda")  # run-time fields never make a run stale
     (run.out / "config.json").write_text(json.dumps(runtime_only))
     assert st.run_status(run) == "diverged"
+
+
+def test_a_finished_run_of_the_earlier_format_stays_finished(tmp_path):
+    """Run folders written before the run lock and --dist-timeout existed (no .lock, no dist_timeout in
+    config.json) are finished runs, not stale or pending ones."""
+    study = st.load_study(_write(tmp_path, MINI))
+    run = st.plan_runs(study, tmp_path / "res")[0]
+    run.out.mkdir(parents=True)
+    earlier = {k: v for k, v in run.config.to_dict().items() if k != "dist_timeout"}
+    (run.out / "config.json").write_text(json.dumps(earlier, indent=2) + "\n")
+    (run.out / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e, "test_error": 9.0}) + "\n" for e in (1, 2)))
+    (run.out / "checkpoint.pt").write_bytes(b"x")
+    (run.out / "summary.json").write_text(json.dumps({"status": "completed", "message": None, "epochs_completed": 2,
+                                                      "final_test_error": 9.0, "config": earlier}))
+    assert st.run_status(run) == "finished"
+    lines: list[str] = []
+    assert st.run_study(study, tmp_path / "res", filters=[run.run_id], echo=lines.append) == 0
+    assert any("nothing to do: every selected run is finished" in x for x in lines)
 
 
 def test_launch_commands(tmp_path):
@@ -360,6 +377,8 @@ def test_a_run_locked_by_another_process_is_skipped(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_restarted_runner_leaves_the_orphaned_child_alone(tmp_path) -> None:
+    from recalib.train.runlock import RunLock, lock_holder
+
     path = _write(tmp_path, MINI)
     results = tmp_path / "res"
     study = st.load_study(path, variant="one")

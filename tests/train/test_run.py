@@ -11,7 +11,6 @@ from recalib import create_model
 from recalib.train import NonFiniteLossError, load_checkpoint, model_from_checkpoint, resolve_config, train
 from recalib.train.cli_eval import evaluate_checkpoint
 from recalib.train.config import TrainConfig
-from recalib.train.run import OutputError
 
 METRIC_KEYS = {"epoch", "step", "lr", "train_loss", "train_error", "test_loss", "test_error", "test_top5_error",
                "seconds", "images_per_s"}
@@ -214,6 +213,8 @@ def _full_disk_at_epoch(monkeypatch, epoch: int) -> None:
 
 
 def test_full_disk_stops_cleanly_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch) -> None:
+    from recalib.train.run import OutputError
+
     cfg = tiny(tmp_path, epochs=2, tensorboard=False)
     _full_disk_at_epoch(monkeypatch, 2)
     with pytest.raises(OutputError, match=r"cannot write .*checkpoint.pt: No space left on device; training "
