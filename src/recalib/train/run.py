@@ -63,7 +63,8 @@ __all__ = ["RUN_FILES", "OutputError", "resolve_amp", "resolve_device", "train"]
 RUN_FILES = ("config.json", "metrics.jsonl", CHECKPOINT_NAME, "summary.json", "curves.png", "tb")
 _VAL_SPLIT_SEED = 0  # the held-out validation images do not depend on --seed
 _SYNC_EVERY = 100  # steps between non-finite checks (one host sync each)
-_RESUME_KEYS = ("config", "epoch", "step", "model", "steps_per_epoch", "optimizer", "scaler", "history", "best_test_error", "wall_seconds", "rng")
+_RESUME_KEYS = ("config", "epoch", "step", "model", "steps_per_epoch", "optimizer", "scaler", "history",
+                "best_test_error", "wall_seconds", "rng")
 
 
 # ------------------------------------------------------------------------------------- device ---
@@ -327,10 +328,11 @@ def _first_non_finite(model: nn.Module, eval_loss: float) -> str | None:
     Checked before every checkpoint, so that a blow-up on an epoch's last step (after the loss was last
     checked) never replaces the last good checkpoint with NaN weights.
     """
-    for kind, named in (("parameter", model.named_parameters()), ("buffer", model.named_buffers())):
-        for name, t in named:
-            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-                return f"the {kind} {name}"
+    tensors: list[tuple[str, torch.Tensor]] = [(f"the parameter {n}", t) for n, t in model.named_parameters()]
+    tensors += [(f"the buffer {n}", t) for n, t in model.named_buffers() if t.is_floating_point()]
+    finite = torch.stack([torch.isfinite(t.detach()).all() for _, t in tensors])  # T, on the device
+    if not bool(finite.all()):  # one host synchronisation per epoch
+        return tensors[int((~finite).nonzero()[0])][0]
     if not math.isfinite(eval_loss):
         return "the evaluation loss"
     return None
