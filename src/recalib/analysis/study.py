@@ -41,11 +41,11 @@ The TOML schema (unknown keys are errors everywhere)::
 
 Where a run stands is read from its folder: ``summary.json`` with status ``completed`` -> finished;
 ``diverged`` -> failed (kept, reported); ``checkpoint.pt`` -> resumable; nothing -> pending; a folder whose
-lock (:mod:`recalib.train.runlock`) another process holds -> running (elsewhere: skipped, never trained twice). A folder whose
-``config.json`` differs from the plan (outside the run-time fields) is *stale* and stops the study with a
-message, so a changed study file never mixes two protocols in one table. A run whose operator needs
-``model_args`` that this version of :mod:`recalib.train` cannot carry is *blocked*: ``--dry-run`` lists it
-with the reason, ``run`` refuses to start.
+lock (:mod:`recalib.train.runlock`) another process holds -> running (elsewhere: skipped, never trained
+twice). A folder whose ``config.json`` differs from the plan (outside the run-time fields) is *stale* and
+stops the study with a message, so a changed study file never mixes two protocols in one table. A run whose
+operator needs ``model_args`` that this version of :mod:`recalib.train` cannot carry is *blocked*:
+``--dry-run`` lists it with the reason, ``run`` refuses to start.
 """
 
 from __future__ import annotations
