@@ -135,6 +135,8 @@ def test_quickstart_module_help(monkeypatch, capsys) -> None:
     (["profile", "--models", "resnet20", "--recalib", "se,mssar(scales=(0,))"], "cannot be built"),
     (["profile", "--models", "resnet20", "--num-classes", "0"], "--num-classes must be in [1, 65536], got 0"),
     (["visualize", "--pretrained", "fashion-mnist", "--cell", "100000"], "--cell in [16, 1024]"),
+    (["eval", "--checkpoint", "x.pt", "--batch-size", str(10**20)], "--batch-size must be in [1, 1048576]"),
+    (["study", "run", "fashion-mnist", "--variant", "none", "--dry-run", "--threads", str(10**20)], "--threads must be in [1, 1024]"),
 ])
 def test_bad_flags_are_one_line_exit_2(argv, message, capsys) -> None:
     """Issue 13 items 10 and 11: bad values are refused with one line on stderr and exit status 2."""

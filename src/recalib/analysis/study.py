@@ -739,8 +739,12 @@ def run_study(
     to every run (a run-time field: it does not make finished runs stale). ``dry_run`` lists the runs, their
     state and an estimated cost, and launches nothing.
     """
-    if parallel < 1:
-        raise ValueError(f"--parallel must be at least 1, got {parallel}")
+    if not 1 <= parallel <= 1024:
+        raise ValueError(f"--parallel must be in [1, 1024], got {parallel}")
+    if threads is not None and not 1 <= threads <= 1024:
+        raise ValueError(f"--threads must be in [1, 1024], got {threads}")
+    if gpus is not None and not 0 <= gpus <= 1024:
+        raise ValueError(f"--gpus must be in [0, 1024], got {gpus}")
     from ..train.runlock import RunLock, RunLockedError, lock_holder
 
     runs = select_runs(plan_runs(study, results), filters)

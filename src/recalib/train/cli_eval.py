@@ -103,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
             _check_output_file(args.json, "--json")
         if args.subset < 0:
             raise ValueError(f"--subset must be 0 (all) or a positive number of images, got {args.subset}")
+        if not 1 <= args.batch_size <= 2**20 or not 0 <= args.workers <= 1024:
+            raise ValueError(f"--batch-size must be in [1, {2**20}] and --workers in [0, 1024], got "
+                             f"{args.batch_size} and {args.workers}")
         m = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, data_dir=args.data_dir, device=args.device,
                                 batch_size=args.batch_size, subset=args.subset, amp=args.amp, workers=args.workers)
     except (ValueError, FileNotFoundError) as exc:
