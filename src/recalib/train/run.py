@@ -9,7 +9,9 @@ learning-rate function (:mod:`.schedule`), then loops over epochs with :func:`.e
 * ``config.json``: the resolved :class:`TrainConfig`;
 * ``metrics.jsonl``: one JSON object per epoch (epoch, step, lr, train loss/error, test loss, top-1/top-5
   error in %, seconds, images/s, eval seconds);
-* ``checkpoint.pt``: at the end of every epoch, atomically (:mod:`.checkpoint`);
+* ``checkpoint.pt``: at the end of every epoch, atomically (:mod:`.checkpoint`), before the epoch's line of
+  ``metrics.jsonl`` and only if the weights, buffers and evaluation loss are finite;
+* ``.lock``: held while the run trains (:mod:`.runlock`), so that no second process trains in the folder;
 * ``summary.json``: final and best test error, params, MACs, wall time, device, versions, git commit;
 * ``curves.png``: loss and error against epochs; ``tb/``: TensorBoard event files (if installed).
 
@@ -356,8 +358,12 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
 
     Raises:
         ValueError: bad configuration (unknown model/data set, batch not divisible by the world size,
-            ``sync_bn`` off CUDA, resume with a different config, ...).
-        NonFiniteLossError: the loss diverged; the last good checkpoint is left in place.
+            ``sync_bn`` off CUDA, resume with a different config, ...); ``RunLockedError`` (a ``ValueError``)
+            when another process trains in ``config.out`` (:mod:`.runlock`).
+        NonFiniteLossError: the loss, the weights or the evaluation loss became NaN or infinite; the last good
+            checkpoint is left in place (a checkpoint is only written when all are finite).
+        OutputError: writing into ``config.out`` failed (e.g. a full disk); the previous checkpoint is intact.
+        PeerTimeoutError: another process did not answer within ``config.dist_timeout`` seconds.
     """
     _, _, local_rank, _ = distributed.env_world()
     device = resolve_device(config.device, local_rank)
