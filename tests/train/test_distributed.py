@@ -91,6 +91,10 @@ def _wait_for(cond, proc: subprocess.Popen, timeout: float = 120.0) -> None:  # 
         time.sleep(0.02)
 
 
+_NEEDS_PROC = pytest.mark.skipif(not Path(f"/proc/self/task/{os.getpid()}/children").exists(),
+                                 reason="finds torchrun's worker processes through /proc/PID/task/PID/children")
+
+
 def _workers(agent: int) -> dict[int, int]:
     """``{rank: pid}`` of a torchrun agent's worker processes (from /proc)."""
     found = {}
@@ -108,7 +112,7 @@ def _gone(pid: int) -> bool:
         return True
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the worker processes through /proc")
+@_NEEDS_PROC
 def test_a_rank_that_stops_responding_ends_the_job(tmp_path) -> None:
     """Rank 1 is frozen (SIGSTOP) in the middle of training: rank 0 stops within --dist-timeout instead of hanging."""
     out = tmp_path / "run"
@@ -130,7 +134,7 @@ def test_a_rank_that_stops_responding_ends_the_job(tmp_path) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
         _, err = agent.communicate(timeout=120)
-    assert 3 <= waited < 30
+    assert 3 <= waited < 45  # the time-out, plus the time to reach the collective and to exit
     assert agent.returncode != 0
     assert "another process did not respond within --dist-timeout 3 s" in err
 
@@ -152,7 +156,7 @@ def test_two_torchrun_agents_train_one_run(tmp_path) -> None:
     assert load_checkpoint(out / "checkpoint.pt")["world_size"] == 2
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the worker processes through /proc")
+@_NEEDS_PROC
 def test_elastic_restart_resumes_to_the_same_weights(tmp_path) -> None:
     """--max-restarts=1: the worker is killed while it writes its second checkpoint; torchrun restarts it, it
     resumes from the first checkpoint and ends bit-identical to an uninterrupted run."""
