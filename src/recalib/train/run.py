@@ -675,6 +675,9 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
             raise OutputError(_write_failure(out / "summary.json", exc, "the checkpoint of the last epoch was "
                                              "written")) from None
         if history and not (out / "curves.png").exists():
-            _plot_curves(history, out / "curves.png", title, data.eval_set)
+            try:
+                _plot_curves(history, out / "curves.png", title, data.eval_set)
+            except OSError as exc:  # the run is complete; only the picture is missing
+                log(f"could not write {out / 'curves.png'}: {exc.strerror or exc}")
     distributed.barrier()
     return result
