@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -24,9 +25,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the usage of `recalib train` alone fills a screen)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def _top_parser() -> argparse.ArgumentParser:
     epilog = "commands:\n" + "\n".join(f"  {name:12s} {text}" for name, (_, text) in COMMANDS.items())
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="recalib",
         description="Feature recalibration for CNNs (MS-SAR, SE, GE, SGE). Run `recalib COMMAND --help` for details.",
         epilog=epilog,
@@ -40,7 +48,7 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     """The argument parser of one sub-command (imports only that command's module)."""
     module_name, help_text = COMMANDS[command]
     module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"recalib {command}", description=help_text)
+    parser = _Parser(prog=f"recalib {command}", description=help_text)
     module.configure_parser(parser)
     parser.set_defaults(_run=module.run)
     return parser
@@ -55,7 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     top.parse_args(argv[:1])  # exits with the list of commands on an unknown one
     parser = build_parser(argv[0])
     args = parser.parse_args(argv[1:])
-    return int(args._run(args) or 0)
+    try:
+        return int(args._run(args) or 0)
+    except (ValueError, FileNotFoundError) as exc:  # a command that let a user error through: still one line
+        print(f"recalib {argv[0]}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

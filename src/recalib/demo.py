@@ -7,6 +7,7 @@ lifted to a feature map by a fixed random 3x3 convolution, so each operator sees
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from typing import cast
 
@@ -15,6 +16,8 @@ import torch.nn.functional as F
 
 from .modules import build_recalib, list_recalibs
 
+_MAX_CHANNELS = 4096
+_MAX_IMAGES = 10_000
 DEFAULT_SPECS = ["none", "se", "ge", "ge(extent=2, variant='theta+')", "sge(groups=16)", "mssar", "mssar(strategy='sliding')"]
 
 
@@ -37,14 +40,25 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    torch.manual_seed(0)
-    x = feature_batch(args.images, args.channels, args.data_dir)
+    try:
+        if not 1 <= args.channels <= _MAX_CHANNELS:
+            raise ValueError(f"--channels must be in [1, {_MAX_CHANNELS}], got {args.channels}")
+        if not 1 <= args.images <= _MAX_IMAGES:
+            raise ValueError(f"--images must be in [1, {_MAX_IMAGES}] (the Fashion-MNIST test set), got {args.images}")
+        specs = [s.strip() for s in args.ops.split(";") if s.strip()]
+        if not specs:
+            raise ValueError(f"--ops lists no operator spec, got {args.ops!r}; e.g. \"se;mssar\"")
+        torch.manual_seed(0)  # feature_batch draws from its own generator: the operators' init is as before
+        ops = [(spec, build_recalib(spec, args.channels).train()) for spec in specs]  # every spec checked first
+        x = feature_batch(args.images, args.channels, args.data_dir)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"recalib demo: error: {exc}", file=sys.stderr)
+        return 2
     print(f"input: {tuple(x.shape)} features of {args.images} Fashion-MNIST test images; registered: {list_recalibs()}")
     header = f"{'operator':38s} {'params':>8s} {'gate mean':>10s} {'gate std':>9s} {'gate min':>9s} {'gate max':>9s} {'|y|/|x|':>8s}"
     print(header)
     print("-" * len(header))
-    for spec in [s.strip() for s in args.ops.split(";") if s.strip()]:
-        op = build_recalib(spec, args.channels).train()
+    for spec, op in ops:
         with torch.no_grad():
             z = cast("Callable[[torch.Tensor], torch.Tensor]", op.gate)(x)  # every operator has gate(x)
             y = op(x)

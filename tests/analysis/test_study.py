@@ -1,4 +1,4 @@
-"""Studies: the TOML schema, the grid, run states, ``--dry-run`` of every shipped study, and a miniature study
+"""Studies: the TOML schema, the grid, run states, run locks, ``--dry-run`` of every shipped study, and a miniature study
 run end to end whose report is checked against the runs' own ``metrics.jsonl``."""
 
 from __future__ import annotations
@@ -7,7 +7,10 @@ import argparse
 import csv
 import json
 import math
+import os
+import signal
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -82,6 +85,7 @@ def test_parse_and_variant(tmp_path):
     ('epochs = 2,', 'epoch = 2,', "unknown TrainConfig field.*epoch"),
     ('epochs = 2,', 'seed = 2,', "overrides may not set seed"),
     ('seeds = [0, 1]', 'seeds = [0, 0]', "duplicates"),
+    ('seeds = [0, 1]', 'seeds = [0, 4294967296]', r"seeds must be a non-empty list of integers in \[0, 4294967295\]"),
     ('seeds = [0]\noperators', 'seeds = [0]\nspeed = 1\noperators', r"variants.one.*unknown key.*speed"),
     ('operators = ["mssar"]', 'operators = ["se"]', r"operators \['se'\] are not in the study's grid"),
     ('name = "mini"', 'name = "other"', "must equal the file name"),
@@ -136,6 +140,24 @@ def test_run_states(tmp_path):
     runtime_only = dict(run.config.to_dict(), threads=7, device="cuda")  # run-time fields never make a run stale
     (run.out / "config.json").write_text(json.dumps(runtime_only))
     assert st.run_status(run) == "diverged"
+
+
+def test_a_finished_run_of_the_earlier_format_stays_finished(tmp_path):
+    """Run folders written before the run lock and --dist-timeout existed (no .lock, no dist_timeout in
+    config.json) are finished runs, not stale or pending ones."""
+    study = st.load_study(_write(tmp_path, MINI))
+    run = st.plan_runs(study, tmp_path / "res")[0]
+    run.out.mkdir(parents=True)
+    earlier = {k: v for k, v in run.config.to_dict().items() if k != "dist_timeout"}
+    (run.out / "config.json").write_text(json.dumps(earlier, indent=2) + "\n")
+    (run.out / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e, "test_error": 9.0}) + "\n" for e in (1, 2)))
+    (run.out / "checkpoint.pt").write_bytes(b"x")
+    (run.out / "summary.json").write_text(json.dumps({"status": "completed", "message": None, "epochs_completed": 2,
+                                                      "final_test_error": 9.0, "config": earlier}))
+    assert st.run_status(run) == "finished"
+    lines: list[str] = []
+    assert st.run_study(study, tmp_path / "res", filters=[run.run_id], echo=lines.append) == 0
+    assert any("nothing to do: every selected run is finished" in x for x in lines)
 
 
 def test_launch_commands(tmp_path):
@@ -298,3 +320,127 @@ def test_operator_model_args_reach_the_run_config(tmp_path):
     assert runs["multi"].blocker is None
     assert runs["multi"].config.model_args == "multi_stage=True"
     assert runs["single"].config.model_args == ""
+
+
+# --------------------------------------------------------------------------------------- run locks ---
+# Stands in for `python -m recalib train --config FILE --resume`: checks that it was handed the run's lock,
+# then trains "forever" (until the test kills it).
+SLOW_TRAINER = """#!{python}
+import os, sys, time
+cfg_path = sys.argv[sys.argv.index("--config") + 1]
+lock = os.path.join(os.path.dirname(os.path.abspath(cfg_path)), ".lock")
+assert os.environ["RECALIB_RUN_LOCK_HELD"] == os.path.realpath(lock), os.environ.get("RECALIB_RUN_LOCK_HELD")
+open(os.path.join(os.path.dirname(cfg_path), "trainer.pid"), "w").write(str(os.getpid()))
+time.sleep(300)
+"""
+
+HOLDER = """
+import sys, time
+from recalib.train.runlock import RunLock
+RunLock(sys.argv[1]).acquire()
+print("held", flush=True)
+time.sleep(300)
+"""
+
+
+def _fake(tmp_path: Path) -> Path:
+    fake = tmp_path / "slow_python"
+    fake.write_text(SLOW_TRAINER.format(python=sys.executable))
+    fake.chmod(0o755)
+    return fake
+
+
+def _wait(cond, what: str, timeout: float = 60.0) -> None:  # noqa: ANN001
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_a_run_locked_by_another_process_is_skipped(tmp_path) -> None:
+    study = st.load_study(_write(tmp_path, MINI), variant="one")
+    results = tmp_path / "res"
+    (run,) = st.plan_runs(study, results)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run.out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert st.run_status(run) == "running"
+        lines: list[str] = []
+        assert st.run_study(study, results, python=str(_fake(tmp_path)), echo=lines.append) == 0
+        assert any(f"running elsewhere, skipped: {run.run_id} (pid {holder.pid} on" in line for line in lines)
+        assert not (run.out / st.PLANNED_CONFIG).exists()  # nothing written, nothing launched
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert st.run_status(run) == "pending"
+
+
+@pytest.mark.slow
+def test_restarted_runner_leaves_the_orphaned_child_alone(tmp_path) -> None:
+    from recalib.train.runlock import RunLock, lock_holder
+
+    path = _write(tmp_path, MINI)
+    results = tmp_path / "res"
+    study = st.load_study(path, variant="one")
+    (run,) = st.plan_runs(study, results)
+    fake = _fake(tmp_path)
+    code = (f"from recalib.analysis import study as st; "
+            f"st.run_study(st.load_study({str(path)!r}, variant='one'), {str(results)!r}, python={str(fake)!r})")
+    runner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL)
+    pid_file = run.out / "trainer.pid"
+    try:
+        _wait(lambda: pid_file.is_file() and pid_file.read_text(), "the runner's child")
+        child = int(pid_file.read_text())
+        runner.send_signal(signal.SIGKILL)  # the child lives on, orphaned, still holding the lock
+        assert runner.wait(timeout=30) == -signal.SIGKILL
+        assert f"pid {child} on" in (lock_holder(run.out) or "")
+        lines: list[str] = []
+        assert st.run_study(study, results, python=str(fake), echo=lines.append) == 0
+        assert any("running elsewhere, skipped" in line for line in lines)
+        assert (run.out / st.LOG_FILE).read_text().count("\n$ ") == 1  # launched once, not twice
+        assert "running" in {st.run_status(run)}
+    finally:
+        if pid_file.is_file() and pid_file.read_text():
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        runner.kill()
+    _wait(lambda: lock_holder(run.out) is None, "the lock to drop with its holder", timeout=30)
+    with RunLock(run.out):  # and it can be taken again
+        pass
+    assert json.loads((run.out / st.PLANNED_CONFIG).read_text())["seed"] == 0
+
+
+# --------------------------------------------------------------------------------------- divergence ---
+DIVERGING_TRAINER = """#!{python}
+# Stands in for `python -m recalib train`: the run diverges in its second epoch (as run.py reports it).
+import json, os, sys
+cfg_path = sys.argv[sys.argv.index("--config") + 1]
+cfg = json.load(open(cfg_path))
+out = os.path.dirname(cfg_path)
+json.dump(cfg, open(os.path.join(out, "config.json"), "w"))
+message = ("the training loss is not finite (NaN or inf) at global step 5; training stopped and the last good "
+           "checkpoint (epoch 1) was kept. Lower the learning rate (--lr)")
+json.dump({{"status": "diverged", "message": message, "epochs_completed": 1}},
+          open(os.path.join(out, "summary.json"), "w"))
+sys.exit(1)
+"""
+
+
+def test_a_diverged_run_is_called_diverged_by_run_and_report(tmp_path):
+    fake = tmp_path / "diverging_python"
+    fake.write_text(DIVERGING_TRAINER.format(python=sys.executable))
+    fake.chmod(0o755)
+    study = st.load_study(_write(tmp_path, MINI), variant="one")
+    results = tmp_path / "res"
+    lines: list[str] = []
+    assert st.run_study(study, results, python=str(fake), echo=lines.append) == 1
+    assert any("DIVERGED resnet20__mssar" in x and "not finite (NaN or inf) at global step 5" in x for x in lines)
+    lines.clear()
+    assert st.run_study(study, results, python=str(fake), echo=lines.append) == 1  # nothing launched again
+    assert not any("every selected run is finished" in x for x in lines)
+    assert any(x.startswith("nothing to do: 1 diverged, 0 finished") for x in lines)
+    assert any(x.startswith("diverged: resnet20__mssar") and "global step 5" in x for x in lines)
+    from recalib.analysis.report import write_report
+
+    with pytest.raises(ValueError, match=r"no finished runs .*; 1 run\(s\) diverged: resnet20__mssar__fashion-mnist"
+                                         r"__s0 \(the training loss is not finite \(NaN or inf\) at global step 5\)"):
+        write_report(study, results)

@@ -94,3 +94,20 @@ def test_sigkill_and_resume_is_bit_identical(tmp_path) -> None:
     assert reference.wait(timeout=300) == 0, reference.stderr.read()
     _assert_identical(ref, killed)
     _assert_identical(ref, torn)
+
+
+def test_a_write_error_stops_a_real_process_with_one_line(tmp_path) -> None:
+    """Files may not grow past 200 kB (RLIMIT_FSIZE; Python ignores SIGXFSZ, so the write fails with EFBIG as it
+    would with ENOSPC on a full disk): the first checkpoint cannot be written."""
+    resource = pytest.importorskip("resource")
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+    out = tmp_path / "run"
+    proc = subprocess.run(_cmd(out), env=_env(), capture_output=True, text=True, timeout=300, preexec_fn=limit)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert f"cannot write {out / 'checkpoint.pt'}: File too large" in proc.stderr
+    assert "no checkpoint was written yet" in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "config.json", "metrics.jsonl"]

@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -143,3 +144,99 @@ def test_folder_dataset_path(tmp_path) -> None:
         train(resolve_config("paper-imagenet", data_dir=str(tmp_path / "in"), out=str(tmp_path / "p"), subset=4))
     with pytest.raises(ValueError, match="needs --data-dir"):
         train(resolve_config("paper-imagenet", out=str(tmp_path / "q"), device="cpu"))
+
+
+def _blow_up_after_epoch(monkeypatch, epoch: int) -> None:
+    """Make the weights NaN on the last step of epoch ``epoch`` (1-based), after the loss was last checked."""
+    import recalib.train.run as run_module
+
+    real = run_module.train_one_epoch
+    calls = {"n": 0}
+
+    def train_one_epoch(model, *args, **kwargs):  # noqa: ANN001, ANN202
+        metrics = real(model, *args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == epoch:
+            with torch.no_grad():
+                next(model.parameters()).fill_(float("nan"))
+        return metrics
+
+    monkeypatch.setattr(run_module, "train_one_epoch", train_one_epoch)
+
+
+def test_non_finite_weights_are_never_checkpointed(tmp_path, monkeypatch) -> None:
+    _blow_up_after_epoch(monkeypatch, 2)
+    with pytest.raises(NonFiniteLossError, match=r"parameter conv1.weight is not finite.*after epoch 2.*last good "
+                                                 r"checkpoint \(epoch 1\) was kept"):
+        train(tiny(tmp_path, epochs=3, tensorboard=False))
+    ck = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ck["epoch"] == 1 and all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 1
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "diverged"
+
+
+def test_divergence_before_any_checkpoint_says_so(tmp_path, monkeypatch) -> None:
+    _blow_up_after_epoch(monkeypatch, 1)
+    with pytest.raises(NonFiniteLossError) as info:
+        train(tiny(tmp_path, epochs=2, tensorboard=False))
+    assert "no checkpoint was written" in str(info.value) and "last good checkpoint" not in str(info.value)
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_overwrite_validates_before_deleting(finished) -> None:
+    cfg, summary, out = finished
+    def files() -> dict[str, int]:
+        return {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != ".lock"}
+
+    before = files()
+    for bad, match in (({"batch_size": 512}, "no whole batch"), ({"model": "resnet7"}, "resnet7"),
+                       ({"model_args": "shortcut='C'"}, "shortcut")):
+        with pytest.raises((ValueError, FileNotFoundError), match=match):
+            train(tiny(out, **bad), overwrite=True)
+        assert files() == before  # nothing removed or rewritten
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 2
+
+
+def _full_disk_at_epoch(monkeypatch, epoch: int) -> None:
+    """``torch.save`` of the checkpoint of ``epoch`` writes a little, then fails as a full disk does."""
+    import errno
+
+    real = torch.save
+
+    def save(obj, f, *args, **kwargs):  # noqa: ANN001, ANN202
+        if isinstance(obj, dict) and obj.get("epoch") == epoch:
+            f.write(b"partial")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+
+
+def test_full_disk_stops_cleanly_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch) -> None:
+    from recalib.train.run import OutputError
+
+    cfg = tiny(tmp_path, epochs=2, tensorboard=False)
+    _full_disk_at_epoch(monkeypatch, 2)
+    with pytest.raises(OutputError, match=r"cannot write .*checkpoint.pt: No space left on device; training "
+                                          r"stopped and checkpoint.pt still holds epoch 1\..*--resume"):
+        train(cfg)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 1  # the previous checkpoint survives
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 1  # never ahead of the checkpoint
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+    monkeypatch.undo()
+    s = train(cfg, resume=True)
+    assert s["epochs_completed"] == 2
+    assert [json.loads(x)["epoch"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+
+
+def test_full_disk_is_one_line_from_the_cli(tmp_path, monkeypatch, capsys) -> None:
+    from recalib.cli import main
+
+    _full_disk_at_epoch(monkeypatch, 1)
+    argv = ["train", "--recipe", "quick", "--subset", "128", "--test-subset", "100", "--epochs", "1",
+            "--batch-size", "64", "--threads", "1", "--device", "cpu", "--no-tensorboard", "--no-progress",
+            "--out", str(tmp_path)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left on device" in err and "no checkpoint was written yet" in err
+    assert not (tmp_path / "checkpoint.pt").exists()

@@ -163,11 +163,22 @@ def run(args: argparse.Namespace) -> int:
     models = list_models() if args.models.strip() == "all" else split_list(args.models)
     recalibs = split_list(args.recalib)
     try:
+        for flag, value in (("--input-size", args.input_size), ("--num-classes", args.num_classes),
+                            ("--in-chans", args.in_chans)):
+            if value is not None and not 1 <= value <= 2**16:
+                raise ValueError(f"{flag} must be in [1, {2**16}], got {value}")
+        if not models or not recalibs:
+            raise ValueError("--models and --recalib must each name at least one entry")
         rows = profile_table(models, recalibs, input_size=args.input_size, num_classes=args.num_classes,
                              in_chans=args.in_chans, device=args.device)
     except ValueError as exc:
         print(f"recalib profile: {exc}", file=sys.stderr)
         return 2
+    for spec in dict.fromkeys(r["recalib"] for r in rows):  # a spec no model can build is an error, not a row
+        notes = [r["note"] for r in rows if r["recalib"] == spec]
+        if all(notes):
+            print(f"recalib profile: {spec!r} cannot be built: {notes[0]}", file=sys.stderr)
+            return 2
     table = to_markdown(rows)
     print(table, end="")
     for r in rows:

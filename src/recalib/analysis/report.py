@@ -152,6 +152,15 @@ class RunResult:
         return self.summary.get("macs")
 
 
+def _diverged_text(diverged: Sequence[RunResult]) -> str:
+    """``"2 run(s) diverged: a (the training loss is not finite ... at global step 9), b (...)"``."""
+    def why(r: RunResult) -> str:
+        message = str(r.summary.get("message") or "")
+        return message.split(";")[0] or f"{r.summary.get('epochs_completed', 0)} epoch(s) completed"
+
+    return f"{len(diverged)} run(s) diverged: " + ", ".join(f"{r.run.run_id} ({why(r)})" for r in diverged)
+
+
 def _read_history(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
@@ -310,6 +319,9 @@ def _markdown(study: Study, numbers: dict[str, Any], prov: dict[str, Any], resul
     if missing:
         lines += [f"* **incomplete**: {len(missing)} run(s) missing or unfinished: "
                   + ", ".join(f"{r.run.run_id} ({r.status})" for r in missing)]
+    diverged = [r for r in missing if r.status == "diverged"]
+    if diverged:
+        lines += [f"* **{_diverged_text(diverged)}**"]
     lines += ["", "Errors are the test error (%) **at the last epoch** (never the best epoch), mean ± sample std "
               "over seeds, n = number of seeds; every seed is in `runs.csv`. MACs: multiply-accumulates of one "
               "forward pass (the paper's \"FLOPs\" column); +params / +MACs are relative to the baseline.", ""]
@@ -517,13 +529,15 @@ def write_report(
     missing = [r for r in results_list if not r.finished]
     if not results_list:
         raise ValueError(f"study {study.dir_name}: no runs match {list(filters)}")
+    diverged = [r for r in results_list if r.status == "diverged"]
+    said = "; " + _diverged_text(diverged) if diverged else ""
     if not any(r.finished for r in results_list):
-        raise ValueError(f"study {study.dir_name}: no finished runs in {Path(results) / study.dir_name}; "
+        raise ValueError(f"study {study.dir_name}: no finished runs in {Path(results) / study.dir_name}{said}; "
                          f"run `recalib study run {study.name}` first")
     if missing and not allow_incomplete:
         listing = ", ".join(f"{r.run.run_id} ({r.status})" for r in missing[:8])
         more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
-        raise ValueError(f"study {study.dir_name}: {len(missing)} run(s) not finished: {listing}{more}; run "
+        raise ValueError(f"study {study.dir_name}: {len(missing)} run(s) not finished: {listing}{more}{said}; run "
                          "`recalib study run` again, or pass --allow-incomplete")
     folder = Path(out) if out is not None else Path(results) / study.dir_name / "report"
     folder.mkdir(parents=True, exist_ok=True)

@@ -40,11 +40,12 @@ The TOML schema (unknown keys are errors everywhere)::
     auto = "no-gpu"                   # picked by ``--variant auto`` (the default) when CUDA is unavailable
 
 Where a run stands is read from its folder: ``summary.json`` with status ``completed`` -> finished;
-``diverged`` -> failed (kept, reported); ``checkpoint.pt`` -> resumable; nothing -> pending. A folder whose
-``config.json`` differs from the plan (outside the run-time fields) is *stale* and stops the study with a
-message, so a changed study file never mixes two protocols in one table. A run whose operator needs
-``model_args`` that this version of :mod:`recalib.train` cannot carry is *blocked*: ``--dry-run`` lists it
-with the reason, ``run`` refuses to start.
+``diverged`` -> failed (kept, reported); ``checkpoint.pt`` -> resumable; nothing -> pending; a folder whose
+lock (:mod:`recalib.train.runlock`) another process holds -> running (elsewhere: skipped, never trained
+twice). A folder whose ``config.json`` differs from the plan (outside the run-time fields) is *stale* and
+stops the study with a message, so a changed study file never mixes two protocols in one table. A run whose
+operator needs ``model_args`` that this version of :mod:`recalib.train` cannot carry is *blocked*:
+``--dry-run`` lists it with the reason, ``run`` refuses to start.
 """
 
 from __future__ import annotations
@@ -238,11 +239,11 @@ def _str_list(value: Any, where: str, name: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _int_list(value: Any, where: str, name: str) -> tuple[int, ...]:
+def _int_list(value: Any, where: str, name: str, most: int = 2**32 - 1) -> tuple[int, ...]:
     if not isinstance(value, list) or not value or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value
+        isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= most for v in value
     ):
-        raise _err(where, f"{name} must be a non-empty list of non-negative integers, got {value!r}")
+        raise _err(where, f"{name} must be a non-empty list of integers in [0, {most}], got {value!r}")
     if len(set(value)) != len(value):
         raise _err(where, f"{name} has duplicates: {value!r}")
     return tuple(value)
@@ -541,8 +542,10 @@ def select_runs(runs: Sequence[Run], filters: Sequence[str]) -> list[Run]:
 
 
 def run_status(run: Run) -> str:
-    """``finished``, ``diverged``, ``stale``, ``resumable``, ``pending`` or ``blocked`` (module docstring)."""
+    """``finished``, ``diverged``, ``running``, ``stale``, ``resumable``, ``pending`` or ``blocked`` (module
+    docstring)."""
     from ..train.config import TrainConfig, config_diff
+    from ..train.runlock import lock_holder
 
     if run.blocker is not None:
         return "blocked"
@@ -555,6 +558,8 @@ def run_status(run: Run) -> str:
             return "stale"
         if config_diff(existing, run.config):
             return "stale"
+    if lock_holder(out) is not None:
+        return "running"
     summary = out / "summary.json"
     if summary.is_file():
         try:
@@ -734,8 +739,14 @@ def run_study(
     to every run (a run-time field: it does not make finished runs stale). ``dry_run`` lists the runs, their
     state and an estimated cost, and launches nothing.
     """
-    if parallel < 1:
-        raise ValueError(f"--parallel must be at least 1, got {parallel}")
+    if not 1 <= parallel <= 1024:
+        raise ValueError(f"--parallel must be in [1, 1024], got {parallel}")
+    if threads is not None and not 1 <= threads <= 1024:
+        raise ValueError(f"--threads must be in [1, 1024], got {threads}")
+    if gpus is not None and not 0 <= gpus <= 1024:
+        raise ValueError(f"--gpus must be in [0, 1024], got {gpus}")
+    from ..train.runlock import RunLock, RunLockedError, lock_holder
+
     runs = select_runs(plan_runs(study, results), filters)
     if not runs:
         echo(f"study {study.dir_name}: no run matches the filters {list(filters)}")
@@ -749,7 +760,7 @@ def run_study(
     echo(f"study {study.dir_name}: {study.description}".rstrip(": "))
     echo(f"schedule: {study.schedule}; recipe {study.recipe}; results in {Path(results) / study.dir_name}")
     counts = {s: sum(v == s for v in states.values())
-              for s in ("finished", "resumable", "pending", "diverged", "stale", "blocked")}
+              for s in ("finished", "resumable", "pending", "running", "diverged", "stale", "blocked")}
     echo(f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
     if dry_run:
         total = 0.0
@@ -787,9 +798,16 @@ def run_study(
             f"{len(stale)} run folder(s) hold runs of a different configuration (the study file changed?); "
             "move them away or delete them, or report them under their old study file"
         )
+    for r in runs:
+        if states[r.run_id] == "running":
+            echo(f"running elsewhere, skipped: {r.run_id} ({lock_holder(r.out)})")
+        elif states[r.run_id] == "diverged":
+            echo(f"diverged: {r.run_id}: {_summary_message(r)}")
     if not todo:
-        echo("nothing to do: every selected run is finished")
-        return 0
+        left = {s: n for s, n in counts.items() if n and s != "finished"}
+        echo("nothing to do: " + ("every selected run is finished" if not left else
+                                  ", ".join(f"{n} {s}" for s, n in left.items()) + f", {counts['finished']} finished"))
+        return counts["diverged"]
 
     cores = _cpu_count()
     failed = 0
@@ -798,9 +816,16 @@ def run_study(
     gpu_cursor = 0
     t0 = time.perf_counter()
     done = 0
+    skipped = 0
 
-    def start(run: Run) -> _Slot:
-        nonlocal gpu_cursor
+    def start(run: Run) -> _Slot | None:
+        nonlocal gpu_cursor, skipped
+        try:  # held from here on by the training process: never two trainings of one run
+            lock = RunLock(run.out).acquire()
+        except RunLockedError:
+            skipped += 1
+            echo(f"running elsewhere, skipped: {run.run_id} ({lock_holder(run.out)})")
+            return None
         tr = uses_torchrun(study, run)
         env = dict(os.environ)
         env.update(extra_env or {})
@@ -821,7 +846,13 @@ def run_study(
         log = open(run.out / LOG_FILE, "ab")
         log.write(f"\n$ {shlex.join(cmd)}\n".encode())
         log.flush()
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        lock_env, lock_fds = lock.child_env()
+        env.update(lock_env)
+        try:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, pass_fds=lock_fds)
+            lock.describe(proc.pid)
+        finally:
+            lock.detach()  # the child holds the lock now, for as long as it lives
         where = f" on GPU {gpu}" if gpu is not None else (" via torchrun" if tr else "")
         echo(f"[{done + len(active) + 1}/{len(todo)}] start {run.run_id}{where} ({states[run.run_id]})")
         return _Slot(run, proc, log, time.perf_counter(), gpu)
@@ -833,7 +864,11 @@ def run_study(
                 if uses_torchrun(study, nxt) and active:
                     break  # a torchrun run waits for the GPUs to be free
                 queue.pop(0)
-                active.append(start(nxt))
+                slot = start(nxt)
+                if slot is None:
+                    done += 1
+                    continue
+                active.append(slot)
                 if uses_torchrun(study, nxt):
                     break
             time.sleep(0.5)
@@ -846,7 +881,11 @@ def run_study(
                 done += 1
                 status = run_status(slot.run)
                 took = format_seconds(time.perf_counter() - slot.started)
-                if rc != 0 or status != "finished":
+                if status == "diverged":
+                    failed += 1
+                    echo(f"[{done}/{len(todo)}] DIVERGED {slot.run.run_id} after {took}: "
+                         f"{_summary_message(slot.run)}")
+                elif rc != 0 or status != "finished":
                     failed += 1
                     echo(f"[{done}/{len(todo)}] FAILED {slot.run.run_id} (exit {rc}, {status}) after {took}; "
                          f"see {slot.run.out / LOG_FILE}")
@@ -860,9 +899,19 @@ def run_study(
             slot.log.close()
         echo("interrupted: the running runs were stopped; run the same command again to resume them")
         raise
-    echo(f"study {study.dir_name}: {len(todo) - failed} run(s) finished, {failed} failed, "
-         f"{format_seconds(time.perf_counter() - t0)} wall")
+    echo(f"study {study.dir_name}: {len(todo) - failed - skipped} run(s) finished, {failed} failed"
+         + (f", {skipped} running elsewhere (skipped)" if skipped else "")
+         + f", {format_seconds(time.perf_counter() - t0)} wall")
     return failed
+
+
+def _summary_message(run: Run) -> str:
+    """The ``message`` of a run's ``summary.json`` (why it diverged), or a pointer to its log."""
+    try:
+        message = json.loads((run.out / "summary.json").read_text()).get("message")
+    except (OSError, ValueError, AttributeError):
+        message = None
+    return str(message) if message else f"see {run.out / LOG_FILE}"
 
 
 def _final_error_text(run: Run) -> str:

@@ -30,6 +30,8 @@ from torch import nn
 __all__ = ["configure_parser", "gate_columns", "grid_pixel_size", "plot_gates", "run", "select_blocks"]
 
 HEADER_PX = 36  # strip above the grid holding the column titles
+_MAX_CELL = 1024  # pixels per cell
+_MAX_SIDE = 2**16  # matplotlib's limit on each side of a figure, in pixels
 FOOTER_PX = 14  # strip below the grid naming the model and the images
 
 
@@ -169,6 +171,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="gates.png", help="output PNG")
 
 
+def _check_output_file(path: str) -> None:
+    p = Path(path)
+    if p.is_dir() or not p.parent.is_dir():
+        raise ValueError(f"--out {path}: " + ("is a folder; give a file name such as gates.png" if p.is_dir()
+                                              else f"the folder {p.parent} does not exist; create it first"))
+
+
 def _load(args: argparse.Namespace) -> tuple[nn.Module, str, str]:
     if args.checkpoint:
         from ..train import model_from_checkpoint
@@ -189,8 +198,10 @@ def run(args: argparse.Namespace) -> int:
     from ..data import DeviceLoader, load_small
 
     try:
-        if args.images < 1 or args.start < 0 or args.cell < 16:
-            raise ValueError("--images must be >= 1, --start >= 0 and --cell >= 16")
+        if args.images < 1 or args.start < 0 or not 16 <= args.cell <= _MAX_CELL:
+            raise ValueError(f"--images must be >= 1, --start >= 0 and --cell in [16, {_MAX_CELL}], got --images "
+                             f"{args.images}, --start {args.start}, --cell {args.cell}")
+        _check_output_file(args.out)
         model, dataset, what = _load(args)
         test = load_small(dataset, "test", data_dir=args.data_dir)
         if args.start + args.images > len(test):
@@ -199,6 +210,10 @@ def run(args: argparse.Namespace) -> int:
         subset = type(test)(test.images[idx], test.labels[idx], test.info, "test")
         x, _ = next(iter(DeviceLoader(subset, args.images, train=False, device=torch.device("cpu"))))
         columns = gate_columns(model, x, args.blocks)
+        w, h = grid_pixel_size(args.images, 1 + len(columns), args.cell)
+        if max(w, h) >= _MAX_SIDE:
+            raise ValueError(f"the grid would be {w} x {h} pixels (at most {_MAX_SIDE - 1} per side); lower --cell, "
+                             "--images or the number of --blocks")
         w, h = plot_gates(subset.images, columns, args.out, cell=args.cell,
                           title=f"{what}; {dataset} test images {args.start}..{args.start + args.images - 1}")
     except (ValueError, FileNotFoundError) as exc:

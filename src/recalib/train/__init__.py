@@ -8,6 +8,7 @@ Classification" (ECCV 2018, arXiv:1804.00787), section 4 (SPEC section 6). Where
 * :mod:`.engine`: :func:`train_one_epoch`, :func:`evaluate` (plain functions returning metric dicts);
 * :mod:`.checkpoint`: atomic :func:`save_checkpoint`, :func:`load_checkpoint`, :func:`model_from_checkpoint`;
 * :mod:`.distributed`: DDP set-up from torchrun's environment, reductions;
+* :mod:`.runlock`: the run-folder lock (one training process per ``--out``);
 * :mod:`.run`: :func:`train` (config -> summary, writing the run folder);
 * :mod:`.cli`, :mod:`.cli_eval`, :mod:`.quickstart`: the ``train``, ``eval`` and ``quickstart`` commands.
 """

@@ -19,6 +19,7 @@ renamed over the old checkpoint with ``os.replace`` (atomic on POSIX and Windows
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import time
 from pathlib import Path
@@ -32,9 +33,12 @@ __all__ = [
     "CHECKPOINT_NAME",
     "FORMAT_VERSION",
     "capture_rng_state",
+    "checkpoint_file",
     "load_checkpoint",
+    "load_model_weights",
     "model_from_checkpoint",
     "remove_stale_temporaries",
+    "require_keys",
     "restore_rng_state",
     "save_checkpoint",
 ]
@@ -135,15 +139,44 @@ def remove_stale_temporaries(folder: str | os.PathLike[str], name: str = CHECKPO
     return stale
 
 
-def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``: no code is executed)."""
+def checkpoint_file(path: str | os.PathLike[str]) -> Path:
+    """``path`` itself, or ``path/checkpoint.pt`` when ``path`` is a run folder; ``FileNotFoundError`` if missing."""
     path = Path(path)
+    if path.is_dir():
+        if not (path / CHECKPOINT_NAME).is_file():
+            raise FileNotFoundError(f"{path} is a folder without a {CHECKPOINT_NAME} (is it a run folder?)")
+        return path / CHECKPOINT_NAME
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    return path
+
+
+def _why_unreadable(exc: BaseException) -> str:
+    """The reason in one of torch.load's errors, without its advice to retry with weights_only=False."""
+    if isinstance(exc, EOFError):
+        return "the file is empty or truncated"
+    if isinstance(exc, KeyError):
+        return "not a file written by torch.save"
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    noise = ("weights only load failed", "weights_only", "check the documentation", "please file an issue")
+    core = [line for line in lines if not any(n in line.lower() for n in noise)]
+    reason = (core or lines or [type(exc).__name__])[0].removeprefix("WeightsUnpickler error: ").split(". ")[0]
+    if isinstance(exc, pickle.UnpicklingError):  # torch's advice (allowlist it, weights_only=False) left out
+        return (f"not a torch.save file, or one holding Python objects, which recalib never loads since loading "
+                f"them can run code: {reason.rstrip('.')}")
+    return reason.rstrip(".")
+
+
+def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``: no code is executed).
+
+    ``path`` may be the file or the run folder holding it.
+    """
+    path = checkpoint_file(path)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
-        raise ValueError(f"{path} is not a readable recalib checkpoint: {exc}") from exc
+        raise ValueError(f"{path} is not a readable recalib checkpoint ({_why_unreadable(exc)})") from None
     if not isinstance(ckpt, dict) or "format_version" not in ckpt:
         raise ValueError(f"{path} is not a recalib training checkpoint (no format_version)")
     if ckpt["format_version"] != FORMAT_VERSION:
@@ -153,17 +186,69 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     return ckpt
 
 
+def require_keys(ckpt: dict[str, Any], keys: tuple[str, ...], path: str | os.PathLike[str]) -> None:
+    """``ValueError`` naming the entries of ``keys`` that the checkpoint ``path`` lacks."""
+    lacking = [k for k in keys if k not in ckpt]
+    if lacking:
+        raise ValueError(f"{path} is not a complete recalib checkpoint: it lacks {', '.join(lacking)}")
+
+
+def _fit_problems(model: nn.Module, state: Any) -> list[str]:
+    """Why ``state`` cannot be a state dict of ``model`` (empty: it fits)."""
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        return ["the weights are not a mapping of names to tensors"]
+    expected = model.state_dict()
+    problems = []
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing:
+        problems.append(f"{len(missing)} missing (e.g. {missing[0]})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+    for k, v in expected.items():
+        if k in state and state[k].shape != v.shape:
+            problems.append(f"{k} has shape {tuple(state[k].shape)}, the model expects {tuple(v.shape)}")
+            break
+    return problems
+
+
+def load_model_weights(model: nn.Module, state: Any, path: str | os.PathLike[str]) -> None:
+    """``model.load_state_dict(state)``, or one ``ValueError`` line saying why the weights in ``path`` do not fit."""
+    problems = _fit_problems(model, state)
+    if not problems:
+        try:
+            model.load_state_dict(state)
+        except (RuntimeError, TypeError) as exc:
+            problems = [str(exc).splitlines()[0]]
+    if problems:
+        raise ValueError(
+            f"the weights in {path} do not fit the model {type(model).__name__} it names ({'; '.join(problems)}): "
+            "the checkpoint was modified, or its model description does not match its weights"
+        )
+
+
 def model_from_checkpoint(
     path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """The trained model (in eval mode, on ``map_location``) and the run's config as a dict."""
+    """The trained model (in eval mode, on ``map_location``) and the run's config as a dict.
+
+    ``path`` may be the checkpoint file or its run folder. Weights that do not fit the model the checkpoint
+    names are a ``ValueError``.
+    """
     from ..models import create_model
 
+    path = checkpoint_file(path)
     ckpt = load_checkpoint(path, map_location=map_location)
+    require_keys(ckpt, ("model", "model_args", "config"), path)
     args = ckpt["model_args"]
-    recalib = args.get("recalib")
-    model = create_model(args["name"], num_classes=args["num_classes"], in_chans=args["in_chans"], recalib=recalib,
-                         **args.get("kwargs", {}))
-    model.load_state_dict(ckpt["model"])
+    try:
+        model = create_model(args["name"], num_classes=args["num_classes"], in_chans=args["in_chans"],
+                             recalib=args.get("recalib"), **args.get("kwargs", {}))
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path}: its model description {args!r} is not valid ({exc!r})") from None
+    load_model_weights(model, ckpt["model"], path)
     model.to(map_location).eval()
-    return model, dict(ckpt["config"])
+    config = ckpt["config"]
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: its config is not a mapping")
+    return model, dict(config)

@@ -90,8 +90,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .distributed import PeerTimeoutError
     from .engine import NonFiniteLossError
-    from .run import train
+    from .run import OutputError, train
 
     try:
         config = config_from_args(args)
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(config.to_dict(), indent=2))
             return 0
         train(config, resume=args.resume, overwrite=args.overwrite)
-    except NonFiniteLossError as exc:
+    except (NonFiniteLossError, OutputError, PeerTimeoutError) as exc:
         print(f"recalib train: stopped: {exc}", file=sys.stderr)
         return 1
     except (ValueError, FileNotFoundError) as exc:

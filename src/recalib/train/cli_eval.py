@@ -1,6 +1,6 @@
 """``recalib eval``: re-evaluate a training checkpoint on a data set's test split.
 
-    recalib eval --checkpoint runs/x/checkpoint.pt [--dataset fashion-mnist] [--device cpu] [--json out.json]
+    recalib eval --checkpoint runs/x [--dataset fashion-mnist] [--device cpu] [--json out.json]
 
 Reports the cross-entropy loss and the top-1 / top-5 error (%) over every test image (under torchrun,
 each process evaluates its shard and the counts are summed).
@@ -19,7 +19,8 @@ __all__ = ["configure_parser", "evaluate_checkpoint", "run"]
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, metavar="PATH", help="checkpoint.pt written by recalib train")
+    parser.add_argument("--checkpoint", required=True, metavar="PATH",
+                        help="checkpoint.pt written by recalib train, or the run folder holding it")
     parser.add_argument("--dataset", default=None, help="data set to evaluate on (default: the one trained on)")
     parser.add_argument("--data-dir", default=None, help="folder holding the data set")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
@@ -87,8 +88,24 @@ def evaluate_checkpoint(
         distributed.cleanup(dinfo)
 
 
+def _check_output_file(path: str, flag: str) -> None:
+    """A file can be written at ``path``: its folder exists and it is not itself a folder (checked up front)."""
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{flag} {path} is a folder; give a file name, e.g. {p / 'eval.json'}")
+    if not p.parent.is_dir():
+        raise FileNotFoundError(f"{flag} {path}: the folder {p.parent} does not exist; create it first")
+
+
 def run(args: argparse.Namespace) -> int:
     try:
+        if args.json:
+            _check_output_file(args.json, "--json")
+        if args.subset < 0:
+            raise ValueError(f"--subset must be 0 (all) or a positive number of images, got {args.subset}")
+        if not 1 <= args.batch_size <= 2**20 or not 0 <= args.workers <= 1024:
+            raise ValueError(f"--batch-size must be in [1, {2**20}] and --workers in [0, 1024], got "
+                             f"{args.batch_size} and {args.workers}")
         m = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, data_dir=args.data_dir, device=args.device,
                                 batch_size=args.batch_size, subset=args.subset, amp=args.amp, workers=args.workers)
     except (ValueError, FileNotFoundError) as exc:

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import reprlib
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -51,8 +53,14 @@ AMP_MODES = ("auto", "off", "bf16", "fp16")
 #: Fields that say how or where a run executes, not what it computes: they may differ when a run is resumed.
 RUNTIME_FIELDS = frozenset(
     {"out", "data_dir", "device", "threads", "workers", "progress", "tensorboard", "check_ranks",
-     "eval_batch_size", "compile", "amp", "channels_last", "deterministic"}
+     "eval_batch_size", "compile", "amp", "channels_last", "deterministic", "dist_timeout"}
 )
+
+
+_INT_MAX = 2**31 - 1  # any count, size or epoch beyond this is a typo (and overflows C integers)
+#: Tighter limits where a larger value is a mistake: seeds are 32-bit (numpy), ``pad`` is per side in pixels
+#: (more than the largest image side only adds zeros, and memory grows with its square), thread and worker counts.
+_INT_LIMITS = {"seed": 2**32 - 1, "pad": 512, "threads": 1024, "workers": 1024}
 
 
 def _f(default: Any, help_text: str) -> Any:
@@ -106,6 +114,8 @@ class TrainConfig:
     progress: bool = _f(True, "progress bar on rank 0 when attached to a terminal")
     tensorboard: bool = _f(True, "write TensorBoard event files when TensorBoard is installed")
     check_ranks: bool = _f(False, "debug: assert after every step that all processes hold identical weights")
+    dist_timeout: float = _f(1800.0, "seconds a process waits for the others in a collective (torchrun): a "
+                                     "process that stops responding ends the job after this long instead of hanging it")
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(TrainConfig)
@@ -129,8 +139,21 @@ class TrainConfig:
         for name in ("subset", "test_subset", "val_split", "pad", "workers", "threads", "seed"):
             if getattr(self, name) < 0:
                 raise bad(name, "a non-negative integer")
+        for name, most in _INT_LIMITS.items():
+            if getattr(self, name) > most:
+                raise bad(name, f"at most {most}")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, int) and not isinstance(value, bool) and value > _INT_MAX:
+                raise bad(f.name, f"at most {_INT_MAX}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise bad(f.name, "a finite number")
+            if isinstance(value, tuple) and any(v > _INT_MAX for v in value):
+                raise bad(f.name, f"a list of integers of at most {_INT_MAX}")
         if not self.lr > 0:
             raise bad("lr", "positive")
+        if not self.dist_timeout > 0:
+            raise bad("dist_timeout", "a positive number of seconds")
         for name in ("wd", "warmup_epochs", "momentum"):
             if not getattr(self, name) >= 0:
                 raise bad(name, "non-negative")
@@ -194,7 +217,7 @@ def _check_type(name: str, value: Any, hint: Any) -> None:
     else:
         ok, expected = isinstance(value, hint), hint.__name__
     if not ok:
-        raise ValueError(f"TrainConfig: {name} must be {expected}, got {value!r} ({type(value).__name__})")
+        raise ValueError(f"TrainConfig: {name} must be {expected}, got {reprlib.repr(value)} ({type(value).__name__})")
 
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig))
@@ -251,8 +274,14 @@ def load_config_json(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
-    values = json.loads(path.read_text())
+    try:
+        values = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); it should hold the TrainConfig fields of a run, as "
+                         "config.json does") from None
+    except RecursionError:
+        raise ValueError(f"{path} is nested too deeply to be a config (a JSON object of TrainConfig fields)") from None
     if not isinstance(values, dict):
-        raise ValueError(f"{path}: expected a JSON object of TrainConfig fields")
+        raise ValueError(f"{path}: expected a JSON object of TrainConfig fields, got {type(values).__name__}")
     _check_keys(values, str(path))
     return values

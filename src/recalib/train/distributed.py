@@ -11,6 +11,8 @@ Multi-node (and elastic) training uses torchrun's rendezvous; run the same comma
         --rdzv-id=JOB_ID --max-restarts=3 -m recalib train --recipe paper-imagenet ... \\
         --out /shared/runs/x --resume
 
+``--dist-timeout`` (seconds) bounds how long a process waits for the others in a collective, so a process
+that stops responding ends the job (:class:`PeerTimeoutError`) instead of hanging it.
 ``--out`` must be on a file system every node sees (rank 0 writes, every rank reads on resume). With
 ``--resume``, a run that torchrun restarts after a failure (or with a different number of nodes,
 ``--nnodes=MIN:MAX``) continues from the last checkpoint; the global batch stays the same, so it must be
@@ -19,6 +21,7 @@ divisible by the new world size.
 
 from __future__ import annotations
 
+import datetime
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,8 +33,10 @@ from torch import nn
 
 __all__ = [
     "DistInfo",
+    "PeerTimeoutError",
     "all_gather_object",
     "all_reduce",
+    "as_peer_timeout",
     "barrier",
     "broadcast_buffers",
     "cleanup",
@@ -42,6 +47,22 @@ __all__ = [
     "setup",
     "tensors_equal_across_ranks",
 ]
+
+
+class PeerTimeoutError(RuntimeError):
+    """A collective waited longer than the process group's timeout: another process stopped responding."""
+
+
+def as_peer_timeout(exc: RuntimeError, timeout: float) -> PeerTimeoutError | None:
+    """``exc`` as a :class:`PeerTimeoutError` if it is a collective's time-out (gloo, NCCL), else None."""
+    text = str(exc)
+    if "timed out" not in text.lower() and "timeout" not in text.lower():
+        return None
+    detail = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return PeerTimeoutError(
+        f"another process did not respond within --dist-timeout {timeout:g} s ({detail}); the job stops here. "
+        "Rerun it with --resume: the last checkpoint is intact"
+    )
 
 
 @dataclass(frozen=True)
@@ -85,10 +106,12 @@ def env_world() -> tuple[int, int, int, int]:
     return rank, world, local_rank, local_world
 
 
-def setup(device: torch.device) -> DistInfo:
+def setup(device: torch.device, timeout: float | None = None) -> DistInfo:
     """Join the process group described by the environment (if any) on ``device``'s backend.
 
     ``device`` must already be this process's device (``cuda:LOCAL_RANK`` under torchrun on GPUs).
+    ``timeout``: seconds a collective waits for the other processes before it fails (torch's default if
+    None), so that a process that stops responding ends the job instead of hanging it.
     If the group already exists (the caller set it up), it is used as is.
     """
     if dist.is_available() and dist.is_initialized():
@@ -104,6 +127,8 @@ def setup(device: torch.device) -> DistInfo:
         raise RuntimeError("torch.distributed is not available in this build of PyTorch")
     backend = "nccl" if device.type == "cuda" else "gloo"
     kwargs: dict[str, Any] = {"backend": backend}
+    if timeout is not None:
+        kwargs["timeout"] = datetime.timedelta(seconds=timeout)
     if device.type == "cuda":
         torch.cuda.set_device(device)
         kwargs["device_id"] = device

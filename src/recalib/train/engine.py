@@ -55,9 +55,7 @@ def _check_finite(first_bad: torch.Tensor) -> None:
     if step != _NO_BAD_STEP:
         raise NonFiniteLossError(
             step,
-            f"the training loss is not finite (NaN or inf) at global step {step}; training stopped and the last "
-            "good checkpoint was kept. Lower the learning rate (--lr), add warm-up (--warmup-epochs) or "
-            "use --amp off",
+            f"the training loss is not finite (NaN or inf) at global step {step}",
         )
 
 

@@ -67,7 +67,7 @@ def format_report(summary: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     from .config import resolve_config
     from .engine import NonFiniteLossError
-    from .run import train
+    from .run import OutputError, train
 
     overrides: dict[str, Any] = {"out": args.out, "device": args.device, "data_dir": args.data_dir,
                                  "seed": args.seed, "threads": args.threads}
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = resolve_config("quick", **overrides)
         summary = train(config, overwrite=True)
-    except NonFiniteLossError as exc:
+    except (NonFiniteLossError, OutputError) as exc:
         print(f"recalib quickstart: stopped: {exc}", file=sys.stderr)
         return 1
     except (ValueError, FileNotFoundError) as exc:

@@ -9,7 +9,9 @@ learning-rate function (:mod:`.schedule`), then loops over epochs with :func:`.e
 * ``config.json``: the resolved :class:`TrainConfig`;
 * ``metrics.jsonl``: one JSON object per epoch (epoch, step, lr, train loss/error, test loss, top-1/top-5
   error in %, seconds, images/s, eval seconds);
-* ``checkpoint.pt``: at the end of every epoch, atomically (:mod:`.checkpoint`);
+* ``checkpoint.pt``: at the end of every epoch, atomically (:mod:`.checkpoint`), before the epoch's line of
+  ``metrics.jsonl`` and only if the weights, buffers and evaluation loss are finite;
+* ``.lock``: held while the run trains (:mod:`.runlock`), so that no second process trains in the folder;
 * ``summary.json``: final and best test error, params, MACs, wall time, device, versions, git commit;
 * ``curves.png``: loss and error against epochs; ``tb/``: TensorBoard event files (if installed).
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import platform
 import random
@@ -45,20 +48,25 @@ from .checkpoint import (
     FORMAT_VERSION,
     capture_rng_state,
     load_checkpoint,
+    load_model_weights,
     remove_stale_temporaries,
+    require_keys,
     restore_rng_state,
     save_checkpoint,
 )
 from .config import TrainConfig, config_diff, parse_model_args
 from .engine import NonFiniteLossError, evaluate, train_one_epoch
+from .runlock import RunLock, RunLockedError
 from .schedule import LRSchedule
 
-__all__ = ["RUN_FILES", "resolve_amp", "resolve_device", "train"]
+__all__ = ["RUN_FILES", "OutputError", "resolve_amp", "resolve_device", "train"]
 
 #: What a run writes into its output folder (``tb`` is a folder).
 RUN_FILES = ("config.json", "metrics.jsonl", CHECKPOINT_NAME, "summary.json", "curves.png", "tb")
 _VAL_SPLIT_SEED = 0  # the held-out validation images do not depend on --seed
 _SYNC_EVERY = 100  # steps between non-finite checks (one host sync each)
+_RESUME_KEYS = ("config", "epoch", "step", "model", "steps_per_epoch", "optimizer", "scaler", "history",
+                "best_test_error", "wall_seconds", "rng")
 
 
 # ------------------------------------------------------------------------------------- device ---
@@ -181,6 +189,9 @@ def _build_data(cfg: TrainConfig, info: Any, device: torch.device, dinfo: distri
         return _Data(folder_train, folder_val, sampler.set_epoch, "test", len(folder_train.dataset),  # type: ignore[arg-type]
                      len(folder_val.dataset))  # type: ignore[arg-type]
 
+    if cfg.pad > info.image_size:  # the crops would be mostly zeros, and each batch grows with (side + 2 pad)^2
+        raise ValueError(f"--pad {cfg.pad} exceeds the {info.image_size}-pixel side of {info.name}'s images; "
+                         "use at most that (the papers use 4 on 32x32 CIFAR)")
     train_set = load_small(info.name, "train", data_dir=cfg.data_dir)
     eval_set, eval_name = None, "test"
     if cfg.val_split:
@@ -211,16 +222,33 @@ def _build_data(cfg: TrainConfig, info: Any, device: torch.device, dinfo: distri
 
 
 # ------------------------------------------------------------------------------------- outputs ---
-def _write_json(path: Path, obj: Any) -> None:
+class OutputError(RuntimeError):
+    """Writing into the run folder failed (a full disk, a lost mount, permissions); what it held is intact."""
+
+
+def _write_failure(path: Path, exc: OSError, state: str) -> str:
+    """One line: what could not be written, why, what the run folder still holds and what to do."""
+    return (f"cannot write {path}: {exc.strerror or exc}; training stopped and {state}. Free space (or fix the "
+            "folder) and rerun with --resume")
+
+
+def _replace_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file: ``path`` holds the old or the new text, never a part."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    _replace_text(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
 def _write_metrics(path: Path, history: Iterable[dict[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(rec) + "\n" for rec in history))
-    os.replace(tmp, path)
+    _replace_text(path, "".join(json.dumps(rec) + "\n" for rec in history))
 
 
 def _plot_curves(history: list[dict[str, Any]], path: Path, title: str, eval_name: str) -> None:
@@ -246,9 +274,14 @@ def _plot_curves(history: list[dict[str, Any]], path: Path, title: str, eval_nam
         ax.legend()
     fig.suptitle(title)
     tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        fig.savefig(tmp, dpi=100)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
 
 
 def _tensorboard_writer(folder: Path, purge_step: int | None) -> Any:
@@ -291,6 +324,22 @@ def _complexity(model: nn.Module, input_size: tuple[int, int, int, int]) -> tupl
     return int(stats["params"]), int(stats["macs"])
 
 
+def _first_non_finite(model: nn.Module, eval_loss: float) -> str | None:
+    """What is NaN or infinite among ``model``'s parameters, buffers and the evaluation loss (None: nothing).
+
+    Checked before every checkpoint, so that a blow-up on an epoch's last step (after the loss was last
+    checked) never replaces the last good checkpoint with NaN weights.
+    """
+    tensors: list[tuple[str, torch.Tensor]] = [(f"the parameter {n}", t) for n, t in model.named_parameters()]
+    tensors += [(f"the buffer {n}", t) for n, t in model.named_buffers() if t.is_floating_point()]
+    finite = torch.stack([torch.isfinite(t.detach()).all() for _, t in tensors])  # T, on the device
+    if not bool(finite.all()):  # one host synchronisation per epoch
+        return tensors[int((~finite).nonzero()[0])][0]
+    if not math.isfinite(eval_loss):
+        return "the evaluation loss"
+    return None
+
+
 def _recalib_arg(name: str) -> str | None:
     return None if name.strip().lower() in ("", "none") else name
 
@@ -309,16 +358,48 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
 
     Raises:
         ValueError: bad configuration (unknown model/data set, batch not divisible by the world size,
-            ``sync_bn`` off CUDA, resume with a different config, ...).
-        NonFiniteLossError: the loss diverged; the last good checkpoint is left in place.
+            ``sync_bn`` off CUDA, resume with a different config, ...); ``RunLockedError`` (a ``ValueError``)
+            when another process trains in ``config.out`` (:mod:`.runlock`).
+        NonFiniteLossError: the loss, the weights or the evaluation loss became NaN or infinite; the last good
+            checkpoint is left in place (a checkpoint is only written when all are finite).
+        OutputError: writing into ``config.out`` failed (e.g. a full disk); the previous checkpoint is intact.
+        PeerTimeoutError: another process did not answer within ``config.dist_timeout`` seconds.
     """
     _, _, local_rank, _ = distributed.env_world()
     device = resolve_device(config.device, local_rank)
-    dinfo = distributed.setup(device)
+    dinfo = distributed.setup(device, timeout=config.dist_timeout)
     try:
-        return _train(config, device, dinfo, resume=resume, overwrite=overwrite)
+        lock = _lock_run_folder(Path(config.out), dinfo)
+        try:
+            return _train(config, device, dinfo, resume=resume, overwrite=overwrite)
+        except RuntimeError as exc:
+            timed_out = distributed.as_peer_timeout(exc, config.dist_timeout) if dinfo.enabled else None
+            if timed_out is None:
+                raise
+            raise timed_out from exc
+        finally:
+            if lock is not None:
+                lock.release()
     finally:
         distributed.cleanup(dinfo)
+
+
+def _lock_run_folder(out: Path, dinfo: distributed.DistInfo) -> RunLock | None:
+    """Rank 0 takes the run folder's lock (:mod:`.runlock`); every rank learns whether it could."""
+    lock, error = None, None
+    if dinfo.is_main:
+        try:
+            lock = RunLock(out).acquire()
+        except ValueError as exc:  # RunLockedError included
+            error = exc
+        except OSError as exc:  # e.g. no permission to create the folder
+            error = ValueError(f"cannot use --out {out}: {exc.strerror or exc}")
+    messages = distributed.all_gather_object(None if error is None else str(error))
+    if error is not None:
+        raise error
+    if messages[0] is not None:
+        raise RunLockedError(messages[0])
+    return lock
 
 
 def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, *, resume: bool,
@@ -344,6 +425,7 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
     ckpt: dict[str, Any] | None = None
     if ckpt_path.exists() and resume:
         ckpt = load_checkpoint(ckpt_path)
+        require_keys(ckpt, _RESUME_KEYS, ckpt_path)
         diff = config_diff(TrainConfig.from_dict(ckpt["config"]), cfg)
         if diff:
             details = "; ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in diff.items())
@@ -357,11 +439,7 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
             "start it over, or choose another --out"
         )
     if main:
-        if ckpt is None and overwrite:
-            _remove_run_files(out)
-        out.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(out)
-    distributed.barrier()
+        remove_stale_temporaries(out)  # left by a killed process: this one holds the folder's lock
     if resume and ckpt is None:
         log(f"no checkpoint in {out}: starting a new run")
 
@@ -403,14 +481,22 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
                 f"cannot resume {ckpt_path}: it has {ckpt['steps_per_epoch']} steps per epoch, this run "
                 f"{steps_per_epoch} (different data or batch size)"
             )
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scaler.load_state_dict(ckpt["scaler"])
+        load_model_weights(model, ckpt["model"], ckpt_path)
+        try:
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scaler.load_state_dict(ckpt["scaler"])
+        except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+            raise ValueError(f"cannot resume {ckpt_path}: its optimizer state does not fit the model "
+                             f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
         start_epoch, step, history = ckpt["epoch"], ckpt["step"], list(ckpt["history"])
         best, wall_before = ckpt["best_test_error"], ckpt["wall_seconds"]
         rngs = ckpt["rng"]
         restore_rng_state(rngs[dinfo.rank] if len(rngs) == dinfo.world_size else rngs[0])
         log(f"resumed {ckpt_path} at epoch {start_epoch}, step {step}")
+
+    if main and ckpt is None and overwrite:  # the new configuration, data and model are valid: now delete
+        _remove_run_files(out)
+    distributed.barrier()
 
     raw = model  # unwrapped, uncompiled: what checkpoints hold and what evaluation runs
     compiled: nn.Module = torch.compile(raw) if cfg.compile else raw  # type: ignore[assignment]
@@ -424,8 +510,11 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
     title = f"{cfg.model} + {cfg.recalib} on {info.name} ({cfg.recipe})"
     writer = None
     if main:
-        _write_json(out / "config.json", cfg.to_dict())
-        _write_metrics(out / "metrics.jsonl", history)
+        try:
+            _write_json(out / "config.json", cfg.to_dict())
+            _write_metrics(out / "metrics.jsonl", history)
+        except OSError as exc:
+            raise OutputError(_write_failure(Path(exc.filename or out), exc, "nothing was trained yet")) from None
         if cfg.tensorboard:
             writer = _tensorboard_writer(out / "tb", purge_step=start_epoch + 1 if ckpt is not None else None)
     device_text = _describe_device(device)
@@ -518,6 +607,10 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
             step = int(tr["step"])
             distributed.broadcast_buffers(raw)
             ev = evaluate(compiled, data.test, device=device, amp_dtype=amp_dtype, channels_last=cfg.channels_last)
+            bad = _first_non_finite(raw, ev["test_loss"])  # the same answer on every rank (weights, buffers equal)
+            if bad is not None:
+                raise NonFiniteLossError(step, f"{bad} is not finite (NaN or inf) after epoch {epoch + 1} (global "
+                                               f"step {step})")
             record = {"epoch": epoch + 1, "step": step, "lr": tr["lr"], "train_loss": tr["train_loss"],
                       "train_error": tr["train_error"], "test_loss": ev["test_loss"], "test_error": ev["test_error"],
                       "test_top5_error": ev["test_top5_error"], "seconds": tr["seconds"],
@@ -526,17 +619,33 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
             history.append(record)
             best = min(best, ev["test_error"])
             state = checkpoint_state(epoch + 1)  # a collective (RNG states): every rank builds it
+            failure = None
             if main:
-                with open(out / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps(record) + "\n")
-                save_checkpoint(state, ckpt_path)
-                _plot_curves(history, out / "curves.png", title, data.eval_set)
-                if writer is not None:
+                # The checkpoint first: metrics.jsonl never runs ahead of it (a resume rewrites it from the
+                # checkpoint's history, so a line lost after a written checkpoint comes back).
+                try:
+                    save_checkpoint(state, ckpt_path)
+                except OSError as exc:
+                    failure = _write_failure(ckpt_path, exc, f"checkpoint.pt still holds epoch {epoch}" if epoch
+                                             else "no checkpoint was written yet")
+                else:
+                    try:
+                        with open(out / "metrics.jsonl", "a") as f:
+                            f.write(json.dumps(record) + "\n")
+                        _plot_curves(history, out / "curves.png", title, data.eval_set)
+                    except OSError as exc:
+                        failure = _write_failure(Path(exc.filename or out / "metrics.jsonl"), exc,
+                                                 f"the checkpoint of epoch {epoch + 1} was written")
+                if writer is not None and failure is None:
                     for key in ("train_loss", "train_error", "test_loss", "test_error", "test_top5_error", "lr",
                                 "images_per_s"):
                         writer.add_scalar(key.replace("_", "/", 1), record[key], epoch + 1)
                     writer.flush()
             del state
+            if dinfo.enabled:  # every rank stops together rather than waiting for rank 0 in the next collective
+                failure = distributed.all_gather_object(failure)[0]
+            if failure is not None:
+                raise OutputError(failure)
             log(
                 f"epoch {epoch + 1}/{cfg.epochs}  step {step}  lr {tr['lr']:.4g}  train loss {tr['train_loss']:.4f} "
                 f"err {tr['train_error']:.2f}%  |  {data.eval_set} loss {ev['test_loss']:.4f} err "
@@ -544,17 +653,31 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
                 f"{tr['images_per_s']:.0f} img/s, eval {ev['eval_seconds']:.1f} s"
             )
     except NonFiniteLossError as exc:
+        kept = (f"the last good checkpoint (epoch {len(history)}) was kept" if history
+                else "no checkpoint was written: it diverged in its first epoch")
+        message = (f"{exc}; training stopped and {kept}. Lower the learning rate (--lr), add warm-up "
+                   "(--warmup-epochs) or use --amp off")
         if main:
-            _write_json(out / "summary.json", summary("diverged", str(exc)))
-        raise
+            try:
+                _write_json(out / "summary.json", summary("diverged", message))
+            except OSError:  # the divergence is the news; a full disk must not hide it
+                pass
+        raise NonFiniteLossError(exc.step, message) from None
     finally:
         if writer is not None:
             writer.close()
 
     result = summary("completed")
     if main:
-        _write_json(out / "summary.json", result)
+        try:
+            _write_json(out / "summary.json", result)
+        except OSError as exc:
+            raise OutputError(_write_failure(out / "summary.json", exc, "the checkpoint of the last epoch was "
+                                             "written")) from None
         if history and not (out / "curves.png").exists():
-            _plot_curves(history, out / "curves.png", title, data.eval_set)
+            try:
+                _plot_curves(history, out / "curves.png", title, data.eval_set)
+            except OSError as exc:  # the run is complete; only the picture is missing
+                log(f"could not write {out / 'curves.png'}: {exc.strerror or exc}")
     distributed.barrier()
     return result
