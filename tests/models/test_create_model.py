@@ -1,4 +1,4 @@
-"""create_model's argument handling, where the operator sits (SPEC section 5), the option-A shortcut, the
+"""create_model's argument handling, where the operator sits (docs/spec.md, section 5), the option-A shortcut, the
 per-operator small-channel defaults, errors, the pretrained hook and torchvision compatibility."""
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def test_option_a_shortcut_subsamples_and_pads_zeros() -> None:
 
 def test_init_leaves_operators_alone() -> None:
     model = create_model("resnet20", recalib="sge")
-    for op in _ops(model):  # SGE's gamma = 0, beta = 1 (SPEC section 4)
+    for op in _ops(model):  # SGE's gamma = 0, beta = 1 (docs/spec.md, section 4)
         assert torch.all(op.weight == 0) and torch.all(op.bias == 1)
     conv = model.layer3[0].conv2.weight
     assert abs(conv.std().item() - (2 / (64 * 9)) ** 0.5) < 0.01  # He-normal, fan-out

@@ -2,7 +2,7 @@
 
 timm's ResNet family (``timm.models.resnet``: ResNet, ResNeXt, SE-ResNet variants, ...) builds one attention
 module per block with ``create_attn(attn_layer, channels, device=..., dtype=...)`` and applies it after the last
-BN of the residual branch, before the addition, which is exactly where SPEC section 5 puts an operator::
+BN of the residual branch, before the addition, which is exactly where docs/spec.md, section 5 puts an operator::
 
     import timm
     from recalib.integrations.timm import attn_layer

@@ -9,7 +9,7 @@
 | ``resnet18 resnet34 resnet50 resnet101`` | He et al. 2016, torchvision layout (v1.5) | 1000 / 224x224 |
 | ``resnext50_32x4d`` | Xie et al. 2017, torchvision layout | 1000 / 224x224 |
 
-Where the operator sits: SPEC section 5 (residual branch after the last BN; DenseNet-BC's k new features).
+Where the operator sits: docs/spec.md, section 5 (residual branch after the last BN; DenseNet-BC's k new features).
 ``recalib`` accepts what :func:`recalib.models._common.resolve_recalib` documents (a name, the textual form,
 a class, a callable taking ``channels``); per-operator defaults for small channel counts are listed there.
 Every model has ``model_name``, ``recalib_spec``, ``default_cfg`` and the interface of

@@ -1,6 +1,6 @@
 """Training configuration: one frozen dataclass, the paper's recipes, and the function that resolves them.
 
-The recipes follow SPEC section 6, i.e. the protocols of Wang et al., "Multi-Scale Spatially-Asymmetric
+The recipes follow docs/spec.md, section 6, i.e. the protocols of Wang et al., "Multi-Scale Spatially-Asymmetric
 Recalibration for Image Classification" (ECCV 2018, arXiv:1804.00787), section 4, which are those of
 He et al. (ResNet, arXiv:1512.03385) and Huang et al. (DenseNet, arXiv:1608.06993):
 

@@ -2,7 +2,7 @@
 
 Orchestrates the pieces of this package: resolves the device and the process group
 (:mod:`.distributed`), builds the data (``recalib.data``), the model (``recalib.models.create_model``),
-SGD with Nesterov momentum and weight decay on every parameter (the papers' choice, SPEC section 6), the
+SGD with Nesterov momentum and weight decay on every parameter (the papers' choice, docs/spec.md, section 6), the
 learning-rate function (:mod:`.schedule`), then loops over epochs with :func:`.engine.train_one_epoch` and
 :func:`.engine.evaluate`. Rank 0 writes, into ``config.out``:
 
