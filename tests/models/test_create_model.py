@@ -221,7 +221,7 @@ def test_pretrained_calls_the_loader(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "recalib.pretrained", fake)
     model = create_model("resnet20", in_chans=1, recalib="mssar(scales=(1, 2))", pretrained="fmnist-v1")
     assert calls == [(model, "fmnist-v1", dict(model_name="resnet20", recalib="mssar(scales=(1, 2))", in_chans=1,
-                                                num_classes=10))]
+                                                num_classes=10, model_kwargs={}))]
     with pytest.raises(ValueError, match="pretrained"):
         create_model("resnet20", recalib=Half, pretrained="x")
 
