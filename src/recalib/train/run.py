@@ -11,7 +11,8 @@ learning-rate function (:mod:`.schedule`), then loops over epochs with :func:`.e
   error in %, seconds, images/s, eval seconds);
 * ``checkpoint.pt``: at the end of every epoch, atomically (:mod:`.checkpoint`);
 * ``summary.json``: final and best test error, params, MACs, wall time, device, versions, git commit;
-* ``curves.png``: loss and error against epochs; ``tb/``: TensorBoard event files (if installed).
+* ``curves.png``: loss and error against epochs; ``tb/``, ``wandb/``, ``loggers.json``: what the ``--logger``
+  trackers write (:mod:`.loggers`).
 
 Resuming (``resume=True``) reloads model, optimizer, scaler, step, history and every RNG state from the
 checkpoint; since the learning rate is a function of the step and the data order a function of
@@ -51,6 +52,7 @@ from .checkpoint import (
 )
 from .config import TrainConfig, config_diff, parse_model_args
 from .engine import NonFiniteLossError, evaluate, train_one_epoch
+from .loggers import RunLoggers, open_loggers, resolve_loggers
 from .schedule import LRSchedule
 
 __all__ = ["RUN_FILES", "resolve_amp", "resolve_device", "train"]
@@ -251,14 +253,6 @@ def _plot_curves(history: list[dict[str, Any]], path: Path, title: str, eval_nam
     os.replace(tmp, path)
 
 
-def _tensorboard_writer(folder: Path, purge_step: int | None) -> Any:
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard not installed
-        return None
-    return SummaryWriter(log_dir=str(folder), purge_step=purge_step)
-
-
 def _progress_bar(enabled: bool, total: int, desc: str) -> Any:
     if not (enabled and sys.stderr.isatty()):
         return None
@@ -337,6 +331,7 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
         )
     if cfg.sync_bn and device.type != "cuda":
         raise ValueError(f"--sync-bn needs CUDA devices (SyncBatchNorm has no CPU kernels), got device {device}")
+    logger_names, logger_notice = resolve_loggers(cfg.logger, cfg.tensorboard)  # before anything is written
 
     # ---- output folder and resume decision ----
     out = Path(cfg.out)
@@ -422,12 +417,14 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
 
     # ---- logging ----
     title = f"{cfg.model} + {cfg.recalib} on {info.name} ({cfg.recipe})"
-    writer = None
+    loggers = RunLoggers([], 0, schedule)
     if main:
         _write_json(out / "config.json", cfg.to_dict())
         _write_metrics(out / "metrics.jsonl", history)
-        if cfg.tensorboard:
-            writer = _tensorboard_writer(out / "tb", purge_step=start_epoch + 1 if ckpt is not None else None)
+        if logger_notice:
+            log(f"recalib train: {logger_notice}")
+        loggers = open_loggers(logger_names, out, cfg.to_dict(), resumed_step=step + 1 if ckpt is not None else None,
+                               log_every=cfg.log_every, lr_at=schedule)
     device_text = _describe_device(device)
     log(
         f"recalib train: {title}; {cfg.epochs} epochs x {steps_per_epoch} steps, batch {cfg.batch_size} over "
@@ -511,6 +508,7 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
                     amp_dtype=amp_dtype, scaler=scaler, label_smoothing=cfg.label_smoothing,
                     channels_last=cfg.channels_last, freeze_bn=cfg.freeze_bn, sync_every=_SYNC_EVERY,
                     on_step=check_ranks if cfg.check_ranks else None, progress=bar,
+                    on_loss=loggers.on_loss if loggers else None,
                 )
             finally:
                 if bar is not None:
@@ -531,11 +529,7 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
                     f.write(json.dumps(record) + "\n")
                 save_checkpoint(state, ckpt_path)
                 _plot_curves(history, out / "curves.png", title, data.eval_set)
-                if writer is not None:
-                    for key in ("train_loss", "train_error", "test_loss", "test_error", "test_top5_error", "lr",
-                                "images_per_s"):
-                        writer.add_scalar(key.replace("_", "/", 1), record[key], epoch + 1)
-                    writer.flush()
+                loggers.log_epoch(record, data.eval_set)
             del state
             log(
                 f"epoch {epoch + 1}/{cfg.epochs}  step {step}  lr {tr['lr']:.4g}  train loss {tr['train_loss']:.4f} "
@@ -548,8 +542,7 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
             _write_json(out / "summary.json", summary("diverged", str(exc)))
         raise
     finally:
-        if writer is not None:
-            writer.close()
+        loggers.close()
 
     result = summary("completed")
     if main:
