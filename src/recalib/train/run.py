@@ -162,9 +162,10 @@ class _Data:
     """The loaders of one run and what the logs say about them."""
 
     def __init__(self, train: Any, test: Any, set_epoch: Callable[[int], None], eval_set: str,
-                 train_images: int, eval_images: int) -> None:
+                 train_images: int, eval_images: int, source: dict[str, str | None] | None = None) -> None:
         self.train, self.test, self.set_epoch = train, test, set_epoch
         self.eval_set, self.train_images, self.eval_images = eval_set, train_images, eval_images
+        self.source = source or {}  # split -> the verified files it was read from (summary.json)
 
 
 def _build_data(cfg: TrainConfig, info: Any, device: torch.device, dinfo: distributed.DistInfo) -> _Data:
@@ -181,9 +182,10 @@ def _build_data(cfg: TrainConfig, info: Any, device: torch.device, dinfo: distri
                                                           rank=dinfo.rank, world_size=dinfo.world_size, seed=cfg.seed)
         sampler: Any = folder_train.sampler  # a DistributedSampler (has set_epoch)
         return _Data(folder_train, folder_val, sampler.set_epoch, "test", len(folder_train.dataset),  # type: ignore[arg-type]
-                     len(folder_val.dataset))  # type: ignore[arg-type]
+                     len(folder_val.dataset), {"train": str(Path(cfg.data_dir).resolve())})  # type: ignore[arg-type]
 
     train_set = load_small(info.name, "train", data_dir=cfg.data_dir)
+    source = {"train": train_set.source}
     eval_set, eval_name = None, "test"
     if cfg.val_split:
         n = len(train_set)
@@ -196,6 +198,7 @@ def _build_data(cfg: TrainConfig, info: Any, device: torch.device, dinfo: distri
         eval_name = "validation"
     else:
         eval_set = load_small(info.name, "test", data_dir=cfg.data_dir)
+        source["test"] = eval_set.source
     if cfg.subset:
         train_set = train_set.subset(cfg.subset, seed=cfg.seed)
     if cfg.test_subset:
@@ -209,7 +212,7 @@ def _build_data(cfg: TrainConfig, info: Any, device: torch.device, dinfo: distri
         raise ValueError(
             f"{len(train_set)} training images give no whole batch of {cfg.batch_size}; lower --batch-size"
         )
-    return _Data(train, test, train.set_epoch, eval_name, len(train_set), len(eval_set))
+    return _Data(train, test, train.set_epoch, eval_name, len(train_set), len(eval_set), source)
 
 
 # ------------------------------------------------------------------------------------- outputs ---
@@ -471,6 +474,7 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
             "model": cfg.model,
             "recalib": cfg.recalib,
             "dataset": info.name,
+            "data_source": data.source,
             "recipe": cfg.recipe,
             "final_test_error": last.get("test_error"),
             "final_test_top5_error": last.get("test_top5_error"),
