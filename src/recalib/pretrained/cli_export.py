@@ -11,7 +11,9 @@ import sys
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__.split("\n\n")[0] if __doc__ else None
+    parser.description = ("Write a trained run's weights in the Hugging Face Hub layout: config.json (preprocessing, "
+                          "provenance, SHA-256), model.safetensors and a README.md model card. Refuses a git tree "
+                          "with uncommitted changes unless --allow-dirty.")
     parser.add_argument("source", metavar="RUN", help="run folder (holding checkpoint.pt) or a checkpoint.pt")
     parser.add_argument("--out", required=True, help="folder to write config.json, model.safetensors, README.md")
     parser.add_argument("--description", default="", help="first paragraph of the model card")
