@@ -25,7 +25,8 @@ from typing import Any
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-_RUNTIME_KEYS = ("out", "data_dir", "device", "threads", "progress", "tensorboard", "workers", "check_ranks")
+_RUNTIME_KEYS = ("out", "data_dir", "device", "threads", "progress", "tensorboard", "logger", "log_every", "workers",
+                 "check_ranks")
 
 
 def _final(run: Any) -> dict[str, Any]:
