@@ -1,17 +1,27 @@
 """torch.hub entry points for recalib's model zoo.
 
-    model = torch.hub.load("/path/to/recalib", "resnet56", recalib="mssar", source="local")
-    torch.hub.list("/path/to/recalib", source="local")
+From the root of a checkout (or with its path instead of ``"."``)::
+
+    import torch
+
+    model = torch.hub.load(".", "resnet56", recalib="mssar", source="local")
+    model = torch.hub.load(".", "resnet20", recalib="se", in_chans=1, pretrained="fashion-mnist", source="local")
 
 Every entry point forwards its keyword arguments to :func:`recalib.create_model` (``num_classes``,
-``in_chans``, ``recalib``, ``recalib_args``, ``pretrained`` and the model's own arguments). The checkout's
-``src/`` is used when ``recalib`` is not importable (a plain clone, not installed).
+``in_chans``, ``recalib``, ``recalib_args``, ``pretrained`` and the model's own arguments). The entry points
+are the names of ``recalib.list_models()``; ``torch.hub.list`` and ``torch.hub.help`` read GitHub repositories
+only.
+
+The checkout's own ``src/`` is always the code that runs: a ``recalib`` installed elsewhere, or already
+imported from elsewhere, is set aside (removed from ``sys.modules``, with a warning when it was imported),
+so ``source="local"`` never mixes the checkout's hub file with another copy's models.
 """
 
 from __future__ import annotations
 
 import os as _os
 import sys as _sys
+import warnings as _warnings
 from typing import TYPE_CHECKING
 
 # Only the entry points below are public callables here: torch.hub lists every public callable.
@@ -22,11 +32,29 @@ if TYPE_CHECKING:
 
 dependencies = ["torch"]
 
-try:
-    import recalib as _recalib  # noqa: F401
-except ImportError:  # a plain checkout: use its sources
-    _sys.path.insert(0, _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "src"))
+_SRC = _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "src")
 
+
+def _import_checkout() -> None:
+    """Import ``recalib`` from this checkout's ``src/``, setting aside any other copy."""
+    mine = _os.path.join(_SRC, "recalib")
+    loaded = _sys.modules.get("recalib")
+    if loaded is not None:
+        where = _os.path.dirname(_os.path.abspath(getattr(loaded, "__file__", None) or ""))
+        if where == mine:
+            return
+        _warnings.warn(f"torch.hub: using recalib from {mine}, not the copy already imported from {where}",
+                       stacklevel=3)
+        for name in [m for m in _sys.modules if m == "recalib" or m.startswith("recalib.")]:
+            del _sys.modules[name]
+    _sys.path.insert(0, _SRC)
+    try:
+        import recalib  # noqa: F401  (submodules are found through the package's own __path__ from here on)
+    finally:
+        _sys.path.remove(_SRC)
+
+
+_import_checkout()
 from recalib.models import create_model as _create_model  # noqa: E402
 
 

@@ -8,9 +8,9 @@ so that it computes the same function and a timing comparison is fair;
   adaptive average pooling to K x K, two 1x1 convolutions with BN and ReLU between them, a sigmoid, nearest
   up-sampling of the gate to full resolution; then the sum over scales, a division and the multiply. Where
   K does not divide the map (7 x 7 or 14 x 14 with K = 4) adaptive pooling's windows overlap and are not
-  SPEC's partition, so there the scale is pooled with SPEC's averaging matrices instead (two matrix
-  products, as obvious and as exact); nearest up-sampling's source index ``floor(h * K / H)`` is SPEC's band
-  rule at every size.
+  the partition of docs/spec.md (section 1), so there the scale is pooled with that partition's averaging
+  matrices instead (two matrix products, as obvious and as exact); nearest up-sampling's source index
+  ``floor(h * K / H)`` is the band rule of docs/spec.md at every size.
 * :class:`ReferenceSGE`: SGE as its official code writes it (``x.view(b * g, -1, h, w)``, adaptive average
   pooling, a ``std`` over the flattened positions). Its ``view`` raises on channels_last input.
 """
@@ -27,7 +27,8 @@ __all__ = ["ObviousMSSAR", "ReferenceSGE"]
 
 
 def _band_matrix(n: int, k: int, like: torch.Tensor) -> torch.Tensor:
-    """K x n averaging matrix of SPEC's partition (band of position i: i * K // n), empty bands dropped."""
+    """K x n averaging matrix of docs/spec.md's partition (section 1; band of position i: i * K // n), empty
+    bands dropped."""
     bands = sorted({i * k // n for i in range(n)})
     rows = torch.zeros(len(bands), n, dtype=like.dtype, device=like.device)
     for i in range(n):
@@ -52,7 +53,7 @@ class ObviousMSSAR(nn.Module):
             if h % k == 0 and w % k == 0:
                 y = F.adaptive_avg_pool2d(x, k)  # N, C, K, K
             else:
-                y = _band_matrix(h, k, x) @ x @ _band_matrix(w, k, x).t()  # N, C, K, K (SPEC's cells)
+                y = _band_matrix(h, k, x) @ x @ _band_matrix(w, k, x).t()  # N, C, K, K (the cells of docs/spec.md)
             z = torch.sigmoid(op.fc2[i](F.relu(op.bn[i](op.fc1[i](y)))))  # N, C, K, K
             up = F.interpolate(z, size=(h, w), mode="nearest")  # N, C, H, W
             total = up if total is None else total + up

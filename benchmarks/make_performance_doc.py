@@ -297,7 +297,7 @@ compare ratios measured in the same run, not absolute times across runs.
   the benchmark baselines compute our operators' functions with our parameters.
 
 Baselines (`benchmarks/baselines.py`): the *obvious MS-SAR* is the issue's formulation (per scale adaptive
-average pooling — SPEC's averaging matrices where K does not divide the map, since adaptive pooling's windows
+average pooling — the averaging matrices of docs/spec.md's partition where K does not divide the map, since adaptive pooling's windows
 overlap there — two 1×1 convolutions with BN, a sigmoid, nearest up-sampling to full resolution; then the sum and
 the multiply); the *official SGE* is the released code's formulation; timm's `SEModule` is built with
 `rd_channels = C // 16` and loads our SE's weights.

@@ -22,6 +22,8 @@ __all__ = [
     "create_model",
     "list_models",
     "complexity",
+    "integrations",
+    "pretrained",
 ]
 
 
@@ -35,4 +37,8 @@ def __getattr__(name: str) -> Any:
         from .analysis.complexity import complexity
 
         return complexity
+    if name in ("integrations", "pretrained"):  # subpackages, imported on first access
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'recalib' has no attribute {name!r}")

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "profile": ("recalib.analysis.profile", "params / MACs table for models x operators"),
     "study": ("recalib.analysis.study_cli", "run and report grids of experiments"),
     "visualize": ("recalib.analysis.visualize", "plot the gates of a trained model"),
+    "export": ("recalib.pretrained.cli_export", "write a run's weights as a Hugging Face folder with a model card"),
     "demo": ("recalib.demo", "apply every operator to a real image batch and print statistics"),
 }
 

@@ -185,7 +185,7 @@ def test_input_size_forms_and_batch() -> None:
     assert complexity(model, (1, 28, 28)) == ref
     two = complexity(model, (2, 1, 28, 28))
     assert two["macs"] == 2 * ref["macs"] and two["params"] == ref["params"]
-    assert complexity(model)["macs"] == complexity(model, 32)["macs"]  # default_cfg: 32x32
+    assert complexity(model)["macs"] == complexity(model, 28)["macs"]  # pretrained_cfg: 1 channel = Fashion-MNIST, 28x28
 
 
 def test_training_flags_restored_and_shared_parameters_counted_once() -> None:

@@ -124,6 +124,7 @@ def test_download_then_read(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> 
     mirror = isolated / "mirror.tar.gz"
     expected = _make_archive(mirror, "cifar10", n=3)
     _use(monkeypatch, "cifar10", mirror, url=mirror.as_uri())
+    (isolated / "data").mkdir()  # an explicit --data-dir must exist; a missing archive is downloaded into it
     ds = load_small("cifar10", "test", data_dir=isolated / "data")
     assert torch.equal(ds.images, torch.from_numpy(expected["test"][0]))
     assert (isolated / "data" / "cifar10" / "cifar-10-python.tar.gz").is_file()
@@ -140,9 +141,10 @@ def test_checksum_mismatch(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> N
     _make_archive(mirror, "cifar10", n=2, seed=1)
     monkeypatch.setitem(cifar_mod.ARCHIVES, "cifar10",
                         dataclasses.replace(cifar_mod.ARCHIVES["cifar10"], url=mirror.as_uri()))
+    (isolated / "other").mkdir()
     with pytest.raises(DataError, match="checksum mismatch"):
         load_small("cifar10", "train", data_dir=isolated / "other")
-    assert not (isolated / "other").exists()
+    assert list((isolated / "other").iterdir()) == []
 
 
 def test_malicious_pickle_does_not_run(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -228,3 +230,29 @@ def test_bad_archives(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(DataError, match="corrupt archive"):
         load_small("cifar10", "train", data_dir=data, download=False)
     assert not (data / "recalib-extracted").exists() or not any((data / "recalib-extracted").rglob("*_batch*"))
+
+
+def test_edited_extracted_batch_is_refused_on_reuse(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 13, item 16: only the archive was hashed, so an edited extracted test_batch was used silently."""
+    data = isolated / "data"
+    data.mkdir()
+    archive = data / cifar_mod.ARCHIVES["cifar10"].filename
+    _make_archive(archive, "cifar10", n=4)
+    _use(monkeypatch, "cifar10", archive)
+    first = load_small("cifar10", "test", data_dir=data, download=False)
+    (root,) = (data / "recalib-extracted").iterdir()
+    batch = root / "cifar-10-batches-py" / "test_batch"
+    forged = _py2_pickle({"data": np.zeros((4, 3072), np.uint8), "labels": [0, 0, 0, 0]})
+    batch.write_bytes(forged)
+    with pytest.raises(DataError, match="differs from the verified archive") as info:
+        load_small("cifar10", "test", data_dir=data, download=False)
+    assert str(batch) in str(info.value) and str(root) in str(info.value)
+    # An extraction made before the checksums were recorded is checked against the archive once.
+    (root / cifar_mod.CHECKSUMS).unlink()
+    with pytest.raises(DataError, match="differs from the verified archive"):
+        load_small("cifar10", "test", data_dir=data, download=False)
+    import shutil
+
+    shutil.rmtree(root)  # the fix the message gives
+    again = load_small("cifar10", "test", data_dir=data, download=False)
+    assert torch.equal(again.images, first.images) and str(archive) in str(again.source)

@@ -72,6 +72,7 @@ def test_real_mean_std_match_info(real: dict) -> None:
 @needs_real
 def test_download_path_with_file_mirror(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fm, "BASE_URL", SYSTEM.as_uri() + "/")
+    (isolated / "data").mkdir()  # an explicit --data-dir must exist; missing files are downloaded into it
     ds = load_small("fashion-mnist", "test", data_dir=isolated / "data")
     assert len(ds) == 10000
     got = sorted(p.name for p in (isolated / "data" / "fashion-mnist").iterdir())
@@ -84,13 +85,15 @@ def test_corrupt_mirror_raises(isolated: Path, monkeypatch: pytest.MonkeyPatch) 
     for name in OFFICIAL_SHA256:
         (mirror / name).write_bytes(gzip.compress(b"not the data set"))
     monkeypatch.setattr(fm, "BASE_URL", mirror.as_uri() + "/")
+    (isolated / "data").mkdir()
     with pytest.raises(DataError, match="checksum mismatch"):
         load_small("fashion-mnist", "test", data_dir=isolated / "data")
-    assert not (isolated / "data").exists()
+    assert list((isolated / "data").iterdir()) == []
 
 
 def test_offline_not_found_message(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fm, "BASE_URL", (isolated / "offline").as_uri() + "/")
+    (isolated / "data").mkdir()
     with pytest.raises(DataNotFoundError) as info:
         load_small("fashion-mnist", "train", data_dir=isolated / "data")
     message = str(info.value)

@@ -1,6 +1,6 @@
 """Parameter counts of the zoo in closed form, derived from the architecture definitions (the papers' tables
-and SPEC), independently of recalib's model code: a conv k x k from a to b channels has k*k*a*b/groups
-weights, a BatchNorm 2*c, a linear layer a*b + b; the operators' counts are SPEC's formulas."""
+and docs/spec.md), independently of recalib's model code: a conv k x k from a to b channels has k*k*a*b/groups
+weights, a BatchNorm 2*c, a linear layer a*b + b; the operators' counts are the formulas of docs/spec.md."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ OPS = ("none", "se", "ge", "sge", "mssar")
 
 
 def op_params(op: str, c: int, c_in: int | None = None) -> int:
-    """Parameters of one operator on c channels with the documented zoo defaults (SPEC sections 1-4)."""
+    """Parameters of one operator on c channels with the documented zoo defaults (docs/spec.md, sections 1-4)."""
     c_in = c if c_in is None else c_in
     if op in ("none", "ge"):  # GE default: global extent, theta- (parameter-free)
         return 0

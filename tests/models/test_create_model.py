@@ -1,4 +1,4 @@
-"""create_model's argument handling, where the operator sits (SPEC section 5), the option-A shortcut, the
+"""create_model's argument handling, where the operator sits (docs/spec.md, section 5), the option-A shortcut, the
 per-operator small-channel defaults, errors, the pretrained hook and torchvision compatibility."""
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def test_option_a_shortcut_subsamples_and_pads_zeros() -> None:
 
 def test_init_leaves_operators_alone() -> None:
     model = create_model("resnet20", recalib="sge")
-    for op in _ops(model):  # SGE's gamma = 0, beta = 1 (SPEC section 4)
+    for op in _ops(model):  # SGE's gamma = 0, beta = 1 (docs/spec.md, section 4)
         assert torch.all(op.weight == 0) and torch.all(op.bias == 1)
     conv = model.layer3[0].conv2.weight
     assert abs(conv.std().item() - (2 / (64 * 9)) ** 0.5) < 0.01  # He-normal, fan-out
@@ -221,7 +221,7 @@ def test_pretrained_calls_the_loader(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "recalib.pretrained", fake)
     model = create_model("resnet20", in_chans=1, recalib="mssar(scales=(1, 2))", pretrained="fmnist-v1")
     assert calls == [(model, "fmnist-v1", dict(model_name="resnet20", recalib="mssar(scales=(1, 2))", in_chans=1,
-                                                num_classes=10))]
+                                                num_classes=10, model_kwargs={}))]
     with pytest.raises(ValueError, match="pretrained"):
         create_model("resnet20", recalib=Half, pretrained="x")
 

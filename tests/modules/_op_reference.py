@@ -1,7 +1,7 @@
 """Obviously-correct references for the operators: explicit loops over positions and cells.
 
 Independent of the library code: no shared helpers, the partition rule and windows are re-derived here
-from SPEC.md, and BatchNorm is written out as a formula.
+from docs/spec.md, and BatchNorm is written out as a formula.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def bn_formula(h: torch.Tensor, bn: torch.nn.BatchNorm2d, training: bool) -> tor
 
 
 def mssar_gate_loops(op, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-    """MS-SAR gate by loops over positions (Eq. 1 and 2 of the paper, SPEC section 1)."""
+    """MS-SAR gate by loops over positions (Eq. 1 and 2 of the paper, docs/spec.md, section 1)."""
     src = x if context is None else context
     n, c, h, w = x.shape
     z_total = torch.zeros(n, c, h, w, dtype=torch.float64)

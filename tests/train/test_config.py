@@ -15,7 +15,7 @@ def test_recipe_names() -> None:
 
 @pytest.mark.parametrize(
     ("recipe", "batch", "epochs", "lr", "milestones"),
-    [  # SPEC section 6, typed from the table
+    [  # docs/spec.md, section 6, typed from the table
         ("paper-cifar-resnet", 128, 160, 0.1, (80, 120)),
         ("paper-cifar-densenet", 64, 300, 0.1, (150, 225)),
         ("paper-imagenet", 1024, 100, 0.6, (30, 60, 90)),

@@ -49,12 +49,14 @@ class SmallDataset:
         labels: int64 ``[N]``, in ``[0, info.num_classes)``.
         info: the data set's :class:`DatasetInfo`.
         split: ``"train"`` or ``"test"`` (free text for hand-made data sets).
+        source: the verified file(s) the split was read from (recorded in a run's ``summary.json``), or None.
     """
 
     images: torch.Tensor
     labels: torch.Tensor
     info: DatasetInfo
     split: str = "train"
+    source: str | None = None
 
     def __post_init__(self) -> None:
         images, labels, info = self.images, self.labels, self.info
@@ -99,7 +101,7 @@ class SmallDataset:
         # Round-robin: all ranks 0 (class order), then all ranks 1, ...
         key = rank * self.info.num_classes + labels  # N, unique
         chosen = order[torch.argsort(key)[:n]].sort().values  # n
-        return SmallDataset(self.images[chosen], self.labels[chosen], self.info, self.split)
+        return SmallDataset(self.images[chosen], self.labels[chosen], self.info, self.split, self.source)
 
 
 def mix_seed(*values: int) -> int:

@@ -1,9 +1,12 @@
 """Finding data files on disk, verifying their SHA-256, and downloading them atomically.
 
-Search order for a data set ``<name>``: the ``data_dir`` argument (and ``data_dir/<name>``), then
-``$RECALIB_DATA`` (and ``$RECALIB_DATA/<name>``), then ``/usr/share/datasets/<name>`` (Debian's
-``dataset-*`` packages), then the download cache ``$XDG_CACHE_HOME/recalib/data/<name>``
-(``~/.cache/...``). A file that is found but has the wrong SHA-256 is an error, never skipped.
+Where a data set ``<name>`` is looked for: with a ``data_dir`` argument (``--data-dir``), there only
+(``data_dir`` and ``data_dir/<name>``; a ``data_dir`` that does not exist is an error naming it, and nothing
+else is searched, so a run never silently uses another copy). Without it: ``$RECALIB_DATA`` (and
+``$RECALIB_DATA/<name>``), then ``/usr/share/datasets/<name>`` (Debian's ``dataset-*`` packages), then the
+download cache ``$XDG_CACHE_HOME/recalib/data/<name>`` (``~/.cache/...``). A file that is found but has the
+wrong SHA-256 is an error, never skipped. Every error is one line: what was missing, where it was looked for,
+how to fix it.
 
 Downloads stream into a temporary file next to the destination, are verified, and only then
 ``os.replace``-d into place: an interrupted or corrupted download never leaves a file behind.
@@ -55,11 +58,13 @@ def cache_dir() -> Path:
 
 def search_dirs(name: str, data_dir: str | os.PathLike[str] | None) -> list[Path]:
     """Directories searched for data set ``name``, in order (see the module docstring)."""
+    if data_dir is not None:  # an explicit folder is the only place looked at
+        root = Path(data_dir).expanduser()
+        return [root, root / name]
     dirs: list[Path] = []
-    for root in (data_dir, os.environ.get("RECALIB_DATA") or None):
-        if root is not None:
-            root = Path(root).expanduser()
-            dirs += [root, root / name]
+    env = os.environ.get("RECALIB_DATA") or None
+    if env is not None:
+        dirs += [Path(env).expanduser(), Path(env).expanduser() / name]
     dirs += [d / name for d in SYSTEM_DATA_DIRS]
     dirs.append(cache_dir() / name)
     return list(dict.fromkeys(dirs))  # drop repeats, keep order
@@ -147,6 +152,13 @@ def locate_file(
     and it cannot be downloaded. ``fix`` is the data set's "how to get it" advice for the message;
     ``also_needed`` lists the sibling files a user should put next to it.
     """
+    files = ", ".join(dict.fromkeys([filename, *also_needed]))
+    if data_dir is not None and not Path(data_dir).expanduser().is_dir():
+        raise DataNotFoundError(
+            f"{name}: --data-dir {data_dir} does not exist; give the folder that holds {files} (directly or in "
+            f"DIR/{name}), or leave --data-dir out to use $RECALIB_DATA, {', '.join(map(str, SYSTEM_DATA_DIRS))} "
+            "or the download cache"
+        )
     looked = []
     for d in search_dirs(name, data_dir):
         path = d / filename
@@ -168,10 +180,9 @@ def locate_file(
             reason = f"Downloading {url} to {dest} failed: {err}"
     else:
         reason = "Not downloaded, because download=False"
-    files = ", ".join(dict.fromkeys([filename, *also_needed]))
+    where = f"--data-dir {data_dir} lacks it" if data_dir is not None else "not found"
     raise DataNotFoundError(
-        f"{name}: could not find {filename} (SHA-256 {sha256}).\n"
-        f"Looked in:\n" + "".join(f"  {p}\n" for p in looked) + f"{reason}.\n"
-        f"To fix: {fix}, or pass --data-dir DIR (data_dir=DIR) with {files} in DIR or DIR/{name}, "
+        f"{name}: could not find {filename} (SHA-256 {sha256}): {where} (looked in {', '.join(map(str, looked))}). "
+        f"{reason}. To fix: {fix}, or pass --data-dir DIR (data_dir=DIR) with {files} in DIR or DIR/{name}, "
         f"or set RECALIB_DATA=DIR likewise, or allow the download (network access to {url})."
     )

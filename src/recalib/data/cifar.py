@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import codecs
 import functools
+import hashlib
 import io
+import json
 import os
 import pickle
 import shutil
@@ -30,7 +32,7 @@ import numpy as np
 import torch
 
 from ._base import DataError, DatasetInfo, SmallDataset
-from ._download import download_target, locate_file
+from ._download import download_target, locate_file, sha256_file
 
 __all__ = [
     "ARCHIVES",
@@ -155,19 +157,28 @@ def load_restricted_pickle(path: str | os.PathLike[str]) -> Any:
         raise DataError(f"{path}: not a readable CIFAR batch pickle ({type(err).__name__}: {err})") from err
 
 
+#: Inside an extraction folder: the SHA-256 of every extracted member, hashed from the verified archive.
+CHECKSUMS = "recalib-sha256.json"
+
+
 def _extract(archive: Path, spec: CifarArchive, name: str, data_dir: str | os.PathLike[str] | None) -> Path:
     """Directory holding ``spec.folder`` extracted from the verified ``archive`` (extracting it if needed).
 
     Extractions live in ``recalib-extracted/<first 16 hex of the SHA-256>/`` next to the archive (or under the
     download directory if that is read-only), are written to a temporary directory and renamed into place.
+    The SHA-256 of every member, read from the archive itself, is stored next to them (:data:`CHECKSUMS`) and
+    every extracted file is hashed again each time it is reused, so an edited or truncated batch is an error
+    rather than data. An extraction without that record (made by an older recalib) is checked against the
+    archive's members once and the record written.
     """
     key = spec.sha256[:16]
     roots = list(dict.fromkeys([archive.parent / "recalib-extracted" / key,
                                 download_target(name, data_dir) / "recalib-extracted" / key]))
+    members = [f"{spec.folder}/{m}" for m in (*spec.train, *spec.test, spec.meta)]
     for root in roots:
         if (root / spec.folder).is_dir():
+            _verify_extraction(root, archive, members)
             return root
-    members = [f"{spec.folder}/{m}" for m in (*spec.train, *spec.test, spec.meta)]
     errors = []
     for root in roots:
         try:
@@ -178,11 +189,13 @@ def _extract(archive: Path, spec: CifarArchive, name: str, data_dir: str | os.Pa
             continue
         try:
             _extract_members(archive, members, tmp)
+            (tmp / CHECKSUMS).write_text(json.dumps(_member_hashes(archive, members), indent=1, sort_keys=True))
             try:
                 os.rename(tmp, root)
             except OSError:
                 if not (root / spec.folder).is_dir():  # not a concurrent extraction that won the race
                     raise
+            _verify_extraction(root, archive, members)
             return root
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -202,6 +215,41 @@ def _extract_members(archive: Path, members: list[str], dest: Path) -> None:
             tar.extractall(dest, members=[found[m] for m in members], filter="data")
     except (tarfile.TarError, EOFError, zlib.error) as err:
         raise DataError(f"{archive}: corrupt archive or unsafe member ({err})") from err
+
+
+def _member_hashes(archive: Path, members: list[str]) -> dict[str, str]:
+    """SHA-256 of each member's bytes, read from the (already verified) archive."""
+    hashes = {}
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for info in tar.getmembers():
+                if info.name in members and info.isfile():
+                    f = tar.extractfile(info)
+                    assert f is not None  # a regular file
+                    hashes[info.name] = hashlib.sha256(f.read()).hexdigest()
+    except (tarfile.TarError, EOFError, zlib.error) as err:
+        raise DataError(f"{archive}: corrupt archive ({err})") from err
+    return hashes
+
+
+def _verify_extraction(root: Path, archive: Path, members: list[str]) -> None:
+    record = root / CHECKSUMS
+    if record.is_file():
+        expected = json.loads(record.read_text())
+    else:  # extracted by an older recalib: hash the archive's members once
+        expected = _member_hashes(archive, members)
+        try:
+            record.write_text(json.dumps(expected, indent=1, sort_keys=True))
+        except OSError:
+            pass  # read-only: checked again next time
+    for member in members:
+        path = root / member
+        got = sha256_file(path) if path.is_file() else "missing"
+        if got != expected.get(member):
+            raise DataError(
+                f"{path}: extracted file differs from the verified archive {archive} (SHA-256 {got}, expected "
+                f"{expected.get(member)}); it was modified or truncated. Delete {root} to extract it again"
+            )
 
 
 def _read_batch(path: Path, label_key: bytes, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -241,4 +289,5 @@ def load_cifar(
     parts = [_read_batch(folder / m, spec.label_key, info.num_classes) for m in getattr(spec, split)]
     images = np.concatenate([p[0] for p in parts])  # N, 3, 32, 32
     labels = np.concatenate([p[1] for p in parts])  # N
-    return SmallDataset(torch.from_numpy(images), torch.from_numpy(labels), info, split)
+    return SmallDataset(torch.from_numpy(images), torch.from_numpy(labels), info, split,
+                        source=f"{archive} (extracted, verified: {folder})")

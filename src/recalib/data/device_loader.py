@@ -3,7 +3,7 @@
 After airbench (Keller Jordan, github.com/KellerJordan/cifar10-airbench): the uint8 images live on the
 device; each batch is gathered, padded with zeros, randomly cropped back to its size and flipped with one
 vectorised indexing operation, then normalised. Augmentation is the paper protocol of Wang et al.
-(ECCV 2018, arXiv:1804.00787, section 4; SPEC section 6): pad 4 + random crop + horizontal flip at
+(ECCV 2018, arXiv:1804.00787, section 4; docs/spec.md, section 6): pad 4 + random crop + horizontal flip at
 training time, none at test time. Unlike airbench, ``device`` is an argument (tests run on the CPU), the
 padding is zeros (torchvision's ``RandomCrop(padding=4)``) rather than reflection, and every image gets
 its own crop and flip.

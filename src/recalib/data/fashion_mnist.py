@@ -96,7 +96,7 @@ def load_fashion_mnist(
     if split not in _SIZES:
         raise ValueError(f"fashion-mnist split must be 'train' or 'test', got {split!r}")
     all_files = [f for f, _ in FILES.values()]
-    arrays = []
+    arrays, paths = [], []
     for part in ("images", "labels"):
         filename, sha256 = FILES[f"{split}-{part}"]
         path = locate_file(
@@ -104,6 +104,7 @@ def load_fashion_mnist(
             data_dir=data_dir, download=download, fix=_FIX, also_needed=all_files,
         )
         arrays.append(read_idx(path))
+        paths.append(str(path))
     images, labels = arrays
     n = _SIZES[split]
     if images.shape != (n, 28, 28) or images.dtype != np.uint8 or labels.shape != (n,) or labels.dtype != np.uint8:
@@ -116,4 +117,5 @@ def load_fashion_mnist(
         labels=torch.from_numpy(labels).long(),  # N
         info=FASHION_MNIST,
         split=split,
+        source=", ".join(paths),
     )

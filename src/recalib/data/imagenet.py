@@ -1,7 +1,7 @@
 """ILSVRC-2012 (ImageNet-1k) from an ImageFolder tree: ``root/train/<wnid>/*.JPEG``, ``root/val/<wnid>/*.JPEG``.
 
 Training augmentation follows the SENet protocol the MS-SAR paper uses (Wang et al., ECCV 2018,
-arXiv:1804.00787, section 4; Hu et al., arXiv:1709.01507, section 6.1; SPEC section 6): a random crop of
+arXiv:1804.00787, section 4; Hu et al., arXiv:1709.01507, section 6.1; docs/spec.md, section 6): a random crop of
 8-100 % of the area with aspect ratio 3/4-4/3 resized to 224, horizontal flip, a slight rotation (±10°),
 colour ("pixel") jitter of brightness, contrast and saturation by 0.4, and AlexNet-style PCA lighting
 noise (std 0.1) with the eigen-decomposition used by fb.resnet.torch. Test: resize the short side to 256,

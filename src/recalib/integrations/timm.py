@@ -1,8 +1,11 @@
 """recalib operators as timm attention layers.
 
-timm's ResNet family (``timm.models.resnet``: ResNet, ResNeXt, SE-ResNet variants, ...) builds one attention
-module per block with ``create_attn(attn_layer, channels, device=..., dtype=...)`` and applies it after the last
-BN of the residual branch, before the addition, which is exactly where SPEC section 5 puts an operator::
+One factory, :func:`attn_layer`, fills both of timm's attention slots:
+
+* ``attn_layer`` of the ResNet family (``timm.models.resnet``: ResNet, ResNeXt, SE-ResNet variants, ...), which
+  builds one module per block with ``create_attn(attn_layer, channels, device=..., dtype=...)`` and applies it
+  after the last BN of the residual branch, before the addition: exactly where docs/spec.md, section 5 puts
+  an operator::
 
     import timm
     from recalib.integrations.timm import attn_layer
@@ -10,9 +13,18 @@ BN of the residual branch, before the addition, which is exactly where SPEC sect
     model = timm.create_model("resnet50", block_args=dict(attn_layer=attn_layer("mssar")))
     model = timm.create_model("resnet18", block_args=dict(attn_layer=attn_layer("mssar(scales=(1, 2))")))
 
-The factory uses the same resolution and small-channel defaults as recalib's own zoo
-(:func:`recalib.models.resolve_recalib`: e.g. SGE groups = the largest divisor of the channels <= 64).
-This module does not import timm; timm is only needed to build timm models (``pip install 'recalib[timm]'``).
+* ``se_layer`` of the EfficientNet builder (EfficientNet, MobileNetV2/V3, MixNet, MnasNet, FBNet, ...), which
+  calls ``se_layer(channels, act_layer=..., rd_ratio=..., device=..., dtype=...)`` inside each inverted
+  residual block, after the depthwise convolution (timm's placement of SE there, not docs/spec.md's)::
+
+    model = timm.create_model("efficientnet_b0", se_layer=attn_layer("mssar"))
+
+timm's own SE arguments (:data:`TIMM_SE_KWARGS`: ``act_layer``, ``rd_ratio``, ``gate_layer``, ...) are accepted
+and ignored: a recalib operator keeps its own definition (docs/spec.md) and the arguments given to
+:func:`attn_layer`. docs/integrations.md lists the families tested. The factory uses the same resolution and
+small-channel defaults as recalib's own zoo (:func:`recalib.models.resolve_recalib`: e.g. SGE groups = the largest
+divisor of the channels <= 64). This module does not import timm; timm is only needed to build timm models
+(``pip install 'recalib[timm]'``).
 """
 
 from __future__ import annotations
@@ -25,14 +37,21 @@ from torch import nn
 
 from ..models._common import RecalibLike, RecalibSlot, resolve_recalib
 
-__all__ = ["attn_layer", "RecalibAttnFactory"]
+__all__ = ["TIMM_SE_KWARGS", "attn_layer", "RecalibAttnFactory"]
+
+#: Keyword arguments timm passes to its SE-style layers; a recalib operator accepts and ignores them.
+TIMM_SE_KWARGS = frozenset({
+    "act_layer", "gate_layer", "force_act_layer", "rd_ratio", "rd_channels", "rd_divisor", "rd_round_fn",
+    "norm_layer", "bias", "se_ratio", "divisor", "round_chs_fn",
+})
 
 
 class RecalibAttnFactory:
     """Callable ``factory(channels, *, device=None, dtype=None) -> nn.Module`` wrapping a recalib operator.
 
     timm calls attention layers as ``attn_layer(channels, **kwargs)``; ``device``/``dtype`` place the
-    operator, other keyword arguments are passed to the operator's constructor.
+    operator, timm's SE arguments (:data:`TIMM_SE_KWARGS`) are ignored, other keyword arguments are passed to
+    the operator's constructor (unknown ones are a ``ValueError`` listing the accepted ones).
     """
 
     def __init__(self, slot: RecalibSlot) -> None:
@@ -46,6 +65,7 @@ class RecalibAttnFactory:
         dtype: torch.dtype | None = None,
         **kwargs: Any,
     ) -> nn.Module:
+        kwargs = {k: v for k, v in kwargs.items() if k not in TIMM_SE_KWARGS}
         module = self.slot.make(channels, **kwargs)
         if device is not None or dtype is not None:
             module = module.to(device=device, dtype=dtype)

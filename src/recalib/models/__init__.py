@@ -9,10 +9,11 @@
 | ``resnet18 resnet34 resnet50 resnet101`` | He et al. 2016, torchvision layout (v1.5) | 1000 / 224x224 |
 | ``resnext50_32x4d`` | Xie et al. 2017, torchvision layout | 1000 / 224x224 |
 
-Where the operator sits: SPEC section 5 (residual branch after the last BN; DenseNet-BC's k new features).
+Where the operator sits: docs/spec.md, section 5 (residual branch after the last BN; DenseNet-BC's k new features).
 ``recalib`` accepts what :func:`recalib.models._common.resolve_recalib` documents (a name, the textual form,
 a class, a callable taking ``channels``); per-operator defaults for small channel counts are listed there.
-Every model has ``model_name``, ``recalib_spec``, ``default_cfg`` and the interface of
+Every model has ``model_name``, ``recalib_spec``, ``pretrained_cfg`` (timm's keys: input size, mean, std,
+interpolation, crop; ``default_cfg`` is the same dict; :mod:`recalib.models._cfg`) and the interface of
 :class:`recalib.models._common.ZooModel`.
 """
 
@@ -111,7 +112,10 @@ def create_model(
             (``"mssar(scales=(1, 2), strategy='sliding')"``), an ``nn.Module`` class or a callable taking
             ``channels``.
         recalib_args: keyword arguments for the operator, overriding those of the textual form.
-        pretrained: a tag of :mod:`recalib.pretrained`'s manifest; the weights are verified and loaded.
+        pretrained: a tag of :mod:`recalib.pretrained`'s manifest (``"fashion-mnist"``), a folder written by
+            ``recalib export`` (Hugging Face layout: ``config.json``, ``model.safetensors``, ``README.md``) or
+            ``"hf-hub:<org>/<name>[@revision]"``; the weights are SHA-256-checked where a digest is known, loaded
+            strictly, and ``model.pretrained_cfg`` becomes the preprocessing they were trained with.
         model_kwargs: fields of the family's config dataclass, e.g. ``shortcut="B"`` (CIFAR ResNets),
             ``multi_stage=True`` (DenseNets), ``stride_in_1x1=True`` (ImageNet bottlenecks), ``img_size``.
 
@@ -131,21 +135,18 @@ def create_model(
     assert isinstance(model, ZooModel)
     model.model_name = name
     model.recalib_spec = slot.spec
-    model.default_cfg = {
-        "architecture": name,
-        "num_classes": num_classes,
-        "in_chans": in_chans,
-        "input_size": (in_chans, info.input_size, info.input_size),
-        "recalib": slot.spec,
-        "model_kwargs": dict(model_kwargs),
-    }
+    from ._cfg import default_pretrained_cfg
+
+    model.pretrained_cfg = default_pretrained_cfg(name, family=info.family, num_classes=num_classes,
+                                                  in_chans=in_chans, recalib=slot.spec, model_kwargs=model_kwargs)
+    model.default_cfg = model.pretrained_cfg  # timm's older name, the same dict
     if pretrained is not None:
         if slot.enabled and slot.spec is None:
             raise ValueError("pretrained weights are catalogued by operator name; pass recalib as a name or spec string")
         from recalib.pretrained import load_pretrained
 
         load_pretrained(model, pretrained, model_name=name, recalib=slot.spec, in_chans=in_chans,
-                        num_classes=num_classes)
+                        num_classes=num_classes, model_kwargs=model_kwargs)
     return model
 
 

@@ -259,6 +259,7 @@ class ZooModel(nn.Module):
 
     model_name: str = ""
     recalib_spec: str | None = None
+    pretrained_cfg: dict[str, Any]
     default_cfg: dict[str, Any]
     num_classes: int
     num_features: int

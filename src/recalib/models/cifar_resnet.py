@@ -9,7 +9,7 @@ block of stages 2 and 3 has stride 2), global average pooling and a fully-connec
   projection + BN where the shape changes) as an option. Option A's ResNet-20 has 269,722 parameters on
   10 classes and 40.55M MACs at 32x32; option B has 272,474 and 40.81M (the MS-SAR paper's 40.8M).
 * The operator sits on the residual branch after the second BN, before the addition (MS-SAR paper Fig. 2,
-  SPEC section 5); the shortcut is never recalibrated.
+  docs/spec.md, section 5); the shortcut is never recalibrated.
 * Works on any input size (32x32 CIFAR, 28x28 Fashion-MNIST: 28 -> 14 -> 7) and ``in_chans`` channels.
 Deviations from the paper: none. ``zero_init_residual`` (off by default) zeroes the last BN's weight of
 every block (Goyal et al. 2017), which is not in the paper.

@@ -6,7 +6,7 @@ of (depth - 4) / 6 layers each (BN-ReLU-1x1 conv (4k)-BN-ReLU-3x3 conv (k), the 
 the input), transitions BN-ReLU-1x1 conv (compression 0.5)-2x2 average pooling between blocks, then BN-ReLU,
 global average pooling and a fully-connected layer. DenseNet-BC-100 has 769,162 parameters on 10 classes.
 
-Recalibration (MS-SAR paper Section 3.4, Fig. 2 right; SPEC section 5): on the k new features before they are
+Recalibration (MS-SAR paper Section 3.4, Fig. 2 right; docs/spec.md, section 5): on the k new features before they are
 concatenated. Single-stage (default): the gate is computed from the new features. Multi-stage
 (``multi_stage=True``, MS-SAR only): the gate is computed from the layer's input, the concatenated "main
 vector", so the operator is built with ``context_channels`` = the layer's input width and called as

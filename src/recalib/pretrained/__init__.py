@@ -1,4 +1,9 @@
-"""Pretrained weights: safetensors files listed in ``manifest.json``, verified by SHA-256 before loading.
+"""Pretrained weights: the package's own (``manifest.json``) and exported folders in the Hugging Face layout.
+
+Three sources, one argument: ``create_model(..., pretrained=...)`` takes a manifest tag (``"fashion-mnist"``),
+a folder written by :func:`export_pretrained` / ``recalib export`` (:mod:`.hub`), or ``"hf-hub:org/name"``.
+Every loaded model's ``pretrained_cfg`` states the preprocessing the weights were trained with
+(:mod:`.cfg`: input size, mean, std, interpolation, crop), so nobody has to guess whether to normalise.
 
 ``create_model("resnet20", recalib="mssar", in_chans=1, num_classes=10, pretrained="fashion-mnist")`` calls
 :func:`load_pretrained`, which finds the manifest entry for (tag, architecture, operator, input channels,
@@ -25,6 +30,8 @@ from typing import Any
 from torch import nn
 
 __all__ = [
+    "export_pretrained",
+    "from_pretrained",
     "MANIFEST",
     "PretrainedEntry",
     "canonical_recalib",
@@ -155,8 +162,12 @@ def load_pretrained(
     in_chans: int,
     num_classes: int,
     manifest: str | os.PathLike[str] | None = None,
-) -> PretrainedEntry:
+    model_kwargs: Mapping[str, Any] | None = None,
+) -> PretrainedEntry | dict[str, Any]:
     """Verify (SHA-256) and load the weights of ``tag`` into ``model``; return their manifest entry.
+
+    ``tag`` may also be an exported folder or ``"hf-hub:org/name[@revision]"`` (:func:`.hub.load_folder`; the
+    folder's ``config.json`` is returned then). ``model.pretrained_cfg`` is updated to the weights' preprocessing.
 
     Raises:
         ValueError: unknown tag / architecture / operator / shape (listing the available weights), a checksum
@@ -164,6 +175,11 @@ def load_pretrained(
         FileNotFoundError: the manifest or the weights file is missing.
         ImportError: ``safetensors`` is not installed.
     """
+    from .hub import is_folder_source, load_folder
+
+    if manifest is None and is_folder_source(tag):
+        return load_folder(model, tag, model_name=model_name, recalib=recalib, in_chans=in_chans,
+                           num_classes=num_classes, model_kwargs=dict(model_kwargs or {}))
     path, _ = _read_manifest(manifest)
     entry = find_pretrained(tag, model_name=model_name, recalib=recalib, in_chans=in_chans,
                             num_classes=num_classes, manifest=path)
@@ -184,4 +200,24 @@ def load_pretrained(
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise ValueError(f"pretrained weights {weights} do not fit the model ({entry.describe()}): {exc}") from None
+    cfg = getattr(model, "pretrained_cfg", None)
+    dataset = entry.config.get("dataset")
+    if isinstance(cfg, dict) and isinstance(dataset, str):
+        from ..models._cfg import dataset_cfg
+
+        cfg.update(dataset_cfg(dataset, in_chans))
+        cfg.update(tag=entry.tag, file=entry.file, sha256=entry.sha256)
     return entry
+
+
+def __getattr__(name: str) -> Any:
+    # export_pretrained reads training checkpoints (recalib.train): imported only when asked for.
+    if name == "export_pretrained":
+        from .export import export_pretrained
+
+        return export_pretrained
+    if name == "from_pretrained":
+        from .hub import from_pretrained
+
+        return from_pretrained
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,7 @@
 """Training: recipes, the engine, checkpoints, distributed data parallel, and the ``train`` command.
 
 The paper protocols are those of Wang et al., "Multi-Scale Spatially-Asymmetric Recalibration for Image
-Classification" (ECCV 2018, arXiv:1804.00787), section 4 (SPEC section 6). Where things live:
+Classification" (ECCV 2018, arXiv:1804.00787), section 4 (docs/spec.md, section 6). Where things live:
 
 * :mod:`.config`: :class:`TrainConfig`, :data:`RECIPES`, :func:`resolve_config`;
 * :mod:`.schedule`: the learning rate as a pure function of the global step;

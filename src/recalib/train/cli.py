@@ -53,7 +53,7 @@ def add_config_arguments(parser: argparse.ArgumentParser | Any, skip: tuple[str,
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Train a zoo model under a recipe (paper protocols of SPEC section 6, or quick). Writes config.json, "
+        "Train a zoo model under a recipe (paper protocols of docs/spec.md, section 6, or quick). Writes config.json, "
         "metrics.jsonl, checkpoint.pt, summary.json and curves.png into --out."
     )
     parser.add_argument("--recipe", default=None, choices=list(RECIPES),

@@ -1,6 +1,6 @@
 """Training configuration: one frozen dataclass, the paper's recipes, and the function that resolves them.
 
-The recipes follow SPEC section 6, i.e. the protocols of Wang et al., "Multi-Scale Spatially-Asymmetric
+The recipes follow docs/spec.md, section 6, i.e. the protocols of Wang et al., "Multi-Scale Spatially-Asymmetric
 Recalibration for Image Classification" (ECCV 2018, arXiv:1804.00787), section 4, which are those of
 He et al. (ResNet, arXiv:1512.03385) and Huang et al. (DenseNet, arXiv:1608.06993):
 
@@ -53,7 +53,7 @@ AMP_MODES = ("auto", "off", "bf16", "fp16")
 #: Fields that say how or where a run executes, not what it computes: they may differ when a run is resumed.
 RUNTIME_FIELDS = frozenset(
     {"out", "data_dir", "device", "threads", "workers", "progress", "tensorboard", "check_ranks",
-     "eval_batch_size", "compile", "amp", "channels_last", "deterministic", "dist_timeout"}
+     "eval_batch_size", "compile", "amp", "channels_last", "deterministic", "dist_timeout", "logger", "log_every"}
 )
 
 
@@ -112,7 +112,10 @@ class TrainConfig:
     threads: int = _f(0, "CPU threads per process (0: the cores divided among the local processes)")
     deterministic: bool = _f(False, "deterministic algorithms only (slower on CUDA)")
     progress: bool = _f(True, "progress bar on rank 0 when attached to a terminal")
-    tensorboard: bool = _f(True, "write TensorBoard event files when TensorBoard is installed")
+    tensorboard: bool = _f(True, "deprecated, use --logger: false turns the default --logger auto off")
+    logger: str = _f("auto", "experiment trackers, comma-separated: tensorboard, wandb, mlflow; none; auto "
+                             "(TensorBoard if installed, else a notice)")
+    log_every: int = _f(50, "steps between per-step scalars (loss, lr) sent to the loggers (0: per epoch only)")
     check_ranks: bool = _f(False, "debug: assert after every step that all processes hold identical weights")
     dist_timeout: float = _f(1800.0, "seconds a process waits for the others in a collective (torchrun): a "
                                      "process that stops responding ends the job after this long instead of hanging it")
@@ -136,7 +139,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise bad(name, "a positive integer")
-        for name in ("subset", "test_subset", "val_split", "pad", "workers", "threads", "seed"):
+        for name in ("subset", "test_subset", "val_split", "pad", "workers", "threads", "seed", "log_every"):
             if getattr(self, name) < 0:
                 raise bad(name, "a non-negative integer")
         for name, most in _INT_LIMITS.items():
@@ -174,6 +177,9 @@ class TrainConfig:
         if not self.out:
             raise bad("out", "a folder path")
         parse_model_args(self.model_args)  # ValueError naming the bad text
+        from .loggers import parse_loggers
+
+        parse_loggers(self.logger)  # ValueError listing the valid names
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able values (tuples become lists)."""

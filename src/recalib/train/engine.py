@@ -75,6 +75,7 @@ def train_one_epoch(
     sync_every: int = 0,
     on_step: Callable[[int], None] | None = None,
     progress: Any = None,
+    on_loss: Callable[[int, torch.Tensor], None] | None = None,
 ) -> dict[str, float]:
     """Train ``model`` on one pass over ``loader``; return the epoch's metrics.
 
@@ -87,6 +88,8 @@ def train_one_epoch(
             updated).
         sync_every: if > 0, read the non-finite flag (and refresh ``progress``) every that many steps.
         on_step: called with the new global step after every optimizer step (e.g. a rank-consistency check).
+        on_loss: called with the new global step and that step's detached loss (a device tensor: reading it
+            is a host synchronisation, so a logger reads it only every so many steps).
         progress: a tqdm-like bar (``update``, ``set_postfix``) or None.
 
     Returns:
@@ -134,6 +137,8 @@ def train_one_epoch(
         step += 1
         if on_step is not None:
             on_step(step)
+        if on_loss is not None:
+            on_loss(step, detached)
         if progress is not None:
             progress.update(1)
         if sync_every and (i + 1) % sync_every == 0:

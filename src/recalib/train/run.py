@@ -2,7 +2,7 @@
 
 Orchestrates the pieces of this package: resolves the device and the process group
 (:mod:`.distributed`), builds the data (``recalib.data``), the model (``recalib.models.create_model``),
-SGD with Nesterov momentum and weight decay on every parameter (the papers' choice, SPEC section 6), the
+SGD with Nesterov momentum and weight decay on every parameter (the papers' choice, docs/spec.md, section 6), the
 learning-rate function (:mod:`.schedule`), then loops over epochs with :func:`.engine.train_one_epoch` and
 :func:`.engine.evaluate`. Rank 0 writes, into ``config.out``:
 
@@ -13,7 +13,8 @@ learning-rate function (:mod:`.schedule`), then loops over epochs with :func:`.e
   ``metrics.jsonl`` and only if the weights, buffers and evaluation loss are finite;
 * ``.lock``: held while the run trains (:mod:`.runlock`), so that no second process trains in the folder;
 * ``summary.json``: final and best test error, params, MACs, wall time, device, versions, git commit;
-* ``curves.png``: loss and error against epochs; ``tb/``: TensorBoard event files (if installed).
+* ``curves.png``: loss and error against epochs; ``tb/``, ``wandb/``, ``loggers.json``: what the ``--logger``
+  trackers write (:mod:`.loggers`).
 
 Resuming (``resume=True``) reloads model, optimizer, scaler, step, history and every RNG state from the
 checkpoint; since the learning rate is a function of the step and the data order a function of
@@ -56,6 +57,7 @@ from .checkpoint import (
 )
 from .config import TrainConfig, config_diff, parse_model_args
 from .engine import NonFiniteLossError, evaluate, train_one_epoch
+from .loggers import RunLoggers, open_loggers, resolve_loggers
 from .runlock import RunLock, RunLockedError
 from .schedule import LRSchedule
 
@@ -168,9 +170,10 @@ class _Data:
     """The loaders of one run and what the logs say about them."""
 
     def __init__(self, train: Any, test: Any, set_epoch: Callable[[int], None], eval_set: str,
-                 train_images: int, eval_images: int) -> None:
+                 train_images: int, eval_images: int, source: dict[str, str | None] | None = None) -> None:
         self.train, self.test, self.set_epoch = train, test, set_epoch
         self.eval_set, self.train_images, self.eval_images = eval_set, train_images, eval_images
+        self.source = source or {}  # split -> the verified files it was read from (summary.json)
 
 
 def _build_data(cfg: TrainConfig, info: Any, device: torch.device, dinfo: distributed.DistInfo) -> _Data:
@@ -187,12 +190,13 @@ def _build_data(cfg: TrainConfig, info: Any, device: torch.device, dinfo: distri
                                                           rank=dinfo.rank, world_size=dinfo.world_size, seed=cfg.seed)
         sampler: Any = folder_train.sampler  # a DistributedSampler (has set_epoch)
         return _Data(folder_train, folder_val, sampler.set_epoch, "test", len(folder_train.dataset),  # type: ignore[arg-type]
-                     len(folder_val.dataset))  # type: ignore[arg-type]
+                     len(folder_val.dataset), {"train": str(Path(cfg.data_dir).resolve())})  # type: ignore[arg-type]
 
     if cfg.pad > info.image_size:  # the crops would be mostly zeros, and each batch grows with (side + 2 pad)^2
         raise ValueError(f"--pad {cfg.pad} exceeds the {info.image_size}-pixel side of {info.name}'s images; "
                          "use at most that (the papers use 4 on 32x32 CIFAR)")
     train_set = load_small(info.name, "train", data_dir=cfg.data_dir)
+    source = {"train": train_set.source}
     eval_set, eval_name = None, "test"
     if cfg.val_split:
         n = len(train_set)
@@ -205,6 +209,7 @@ def _build_data(cfg: TrainConfig, info: Any, device: torch.device, dinfo: distri
         eval_name = "validation"
     else:
         eval_set = load_small(info.name, "test", data_dir=cfg.data_dir)
+        source["test"] = eval_set.source
     if cfg.subset:
         train_set = train_set.subset(cfg.subset, seed=cfg.seed)
     if cfg.test_subset:
@@ -218,7 +223,7 @@ def _build_data(cfg: TrainConfig, info: Any, device: torch.device, dinfo: distri
         raise ValueError(
             f"{len(train_set)} training images give no whole batch of {cfg.batch_size}; lower --batch-size"
         )
-    return _Data(train, test, train.set_epoch, eval_name, len(train_set), len(eval_set))
+    return _Data(train, test, train.set_epoch, eval_name, len(train_set), len(eval_set), source)
 
 
 # ------------------------------------------------------------------------------------- outputs ---
@@ -282,14 +287,6 @@ def _plot_curves(history: list[dict[str, Any]], path: Path, title: str, eval_nam
         raise
     finally:
         plt.close(fig)
-
-
-def _tensorboard_writer(folder: Path, purge_step: int | None) -> Any:
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard not installed
-        return None
-    return SummaryWriter(log_dir=str(folder), purge_step=purge_step)
 
 
 def _progress_bar(enabled: bool, total: int, desc: str) -> Any:
@@ -365,6 +362,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
         OutputError: writing into ``config.out`` failed (e.g. a full disk); the previous checkpoint is intact.
         PeerTimeoutError: another process did not answer within ``config.dist_timeout`` seconds.
     """
+    resolve_loggers(config.logger, config.tensorboard)  # a tracker that is not installed: an error before any write
     _, _, local_rank, _ = distributed.env_world()
     device = resolve_device(config.device, local_rank)
     dinfo = distributed.setup(device, timeout=config.dist_timeout)
@@ -418,6 +416,7 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
         )
     if cfg.sync_bn and device.type != "cuda":
         raise ValueError(f"--sync-bn needs CUDA devices (SyncBatchNorm has no CPU kernels), got device {device}")
+    logger_names, logger_notice = resolve_loggers(cfg.logger, cfg.tensorboard)  # before anything is written
 
     # ---- output folder and resume decision ----
     out = Path(cfg.out)
@@ -508,15 +507,17 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
 
     # ---- logging ----
     title = f"{cfg.model} + {cfg.recalib} on {info.name} ({cfg.recipe})"
-    writer = None
+    loggers = RunLoggers([], 0, schedule)
     if main:
         try:
             _write_json(out / "config.json", cfg.to_dict())
             _write_metrics(out / "metrics.jsonl", history)
         except OSError as exc:
             raise OutputError(_write_failure(Path(exc.filename or out), exc, "nothing was trained yet")) from None
-        if cfg.tensorboard:
-            writer = _tensorboard_writer(out / "tb", purge_step=start_epoch + 1 if ckpt is not None else None)
+        if logger_notice:
+            log(f"recalib train: {logger_notice}")
+        loggers = open_loggers(logger_names, out, cfg.to_dict(), resumed_step=step + 1 if ckpt is not None else None,
+                               log_every=cfg.log_every, lr_at=schedule)
     device_text = _describe_device(device)
     log(
         f"recalib train: {title}; {cfg.epochs} epochs x {steps_per_epoch} steps, batch {cfg.batch_size} over "
@@ -563,6 +564,7 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
             "model": cfg.model,
             "recalib": cfg.recalib,
             "dataset": info.name,
+            "data_source": data.source,
             "recipe": cfg.recipe,
             "final_test_error": last.get("test_error"),
             "final_test_top5_error": last.get("test_top5_error"),
@@ -600,6 +602,7 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
                     amp_dtype=amp_dtype, scaler=scaler, label_smoothing=cfg.label_smoothing,
                     channels_last=cfg.channels_last, freeze_bn=cfg.freeze_bn, sync_every=_SYNC_EVERY,
                     on_step=check_ranks if cfg.check_ranks else None, progress=bar,
+                    on_loss=loggers.on_loss if loggers else None,
                 )
             finally:
                 if bar is not None:
@@ -636,11 +639,8 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
                     except OSError as exc:
                         failure = _write_failure(Path(exc.filename or out / "metrics.jsonl"), exc,
                                                  f"the checkpoint of epoch {epoch + 1} was written")
-                if writer is not None and failure is None:
-                    for key in ("train_loss", "train_error", "test_loss", "test_error", "test_top5_error", "lr",
-                                "images_per_s"):
-                        writer.add_scalar(key.replace("_", "/", 1), record[key], epoch + 1)
-                    writer.flush()
+                if failure is None:
+                    loggers.log_epoch(record, data.eval_set)
             del state
             if dinfo.enabled:  # every rank stops together rather than waiting for rank 0 in the next collective
                 failure = distributed.all_gather_object(failure)[0]
@@ -664,8 +664,7 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
                 pass
         raise NonFiniteLossError(exc.step, message) from None
     finally:
-        if writer is not None:
-            writer.close()
+        loggers.close()
 
     result = summary("completed")
     if main:

@@ -5,7 +5,7 @@ reproduces it exactly, and so does a run on a different number of processes with
 
 Shapes (``E`` = steps per epoch, ``T`` = total steps, ``W`` = warm-up steps, ``t = (s - W) / (T - W)``):
 
-* ``multistep``: ``lr * gamma ** #{m in milestones : s >= m * E}`` (He et al. 2016; SPEC section 6).
+* ``multistep``: ``lr * gamma ** #{m in milestones : s >= m * E}`` (He et al. 2016; docs/spec.md, section 6).
 * ``cosine``: ``lr * (1 + cos(pi t)) / 2`` (Loshchilov and Hutter, SGDR, arXiv:1608.03983).
 * ``linear``: ``lr * (1 - t)``; with a warm-up this is the triangular one-cycle of airbench.
 * ``onecycle``: Smith's 1cycle (arXiv:1708.07120) as ``torch.optim.lr_scheduler.OneCycleLR`` draws it:
