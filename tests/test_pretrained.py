@@ -134,3 +134,29 @@ def test_committed_mssar_weights_classify_fashion_mnist():
     error = 100 * (pred != y).float().mean().item()
     # Binomial sd of an error rate near 25% on 1,000 images is ~1.4 points: 6 points is > 4 sd.
     assert abs(error - entry.metrics["final_test_error"]) < 6.0, (error, entry.metrics)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not COMMITTED, reason="no pretrained weights committed yet")
+@pytest.mark.parametrize("entry", COMMITTED, ids=lambda e: f"{e.architecture}-{e.recalib}")
+def test_card_error_is_reproduced_from_the_stated_preprocessing(entry):
+    """Raw test images, the preprocessing the model states ((x / 255 - mean) / std at its input size), and the
+    packaged weights give exactly the card's last-epoch test error on all 10,000 test images."""
+    from recalib.data import load_small
+
+    try:
+        test = load_small("fashion-mnist", "test", download=False)
+    except Exception as exc:  # the data set is on every machine of the project; elsewhere skip
+        pytest.skip(f"Fashion-MNIST not available: {exc}")
+    model = create_model(entry.architecture, recalib=entry.recalib, in_chans=entry.in_chans,
+                         num_classes=entry.num_classes, pretrained=entry.tag).eval()
+    cfg = model.pretrained_cfg
+    assert tuple(cfg["input_size"]) == tuple(test.images.shape[1:]) == (1, 28, 28)
+    mean = torch.tensor(cfg["mean"]).view(1, -1, 1, 1)
+    std = torch.tensor(cfg["std"]).view(1, -1, 1, 1)
+    wrong = 0
+    with torch.no_grad():
+        for i in range(0, len(test.labels), 1000):
+            x = (test.images[i:i + 1000].float() / 255 - mean) / std
+            wrong += int((model(x).argmax(1) != test.labels[i:i + 1000]).sum())
+    assert wrong == round(entry.metrics["final_test_error"] * len(test.labels) / 100), (wrong, entry.metrics)
