@@ -49,10 +49,9 @@ def _card(entry: dict[str, Any], schedule: str) -> str:
 def export(args: argparse.Namespace) -> int:
     from safetensors.torch import save_file
 
-    from recalib.analysis.report import mean_std
-    from recalib.analysis.study import load_study, plan_runs, run_status
     from recalib.data import get_dataset_info
     from recalib.pretrained import FORMAT_VERSION, sha256_file
+    from recalib.studies import load_study, mean_std, plan_runs, run_status
     from recalib.train import load_checkpoint
 
     study = load_study(args.study, variant=args.variant)
