@@ -44,6 +44,7 @@ from torch import nn
 from .._io import atomic_write, write_json_atomic, write_text_atomic
 from .._provenance import git_commit, library_versions
 from .._spec import spec_or_none
+from ..analysis.complexity import complexity
 from . import distributed
 from .checkpoint import (
     CHECKPOINT_NAME,
@@ -266,10 +267,6 @@ def _remove_run_files(out: Path) -> None:
 def _complexity(model: nn.Module, input_size: tuple[int, int, int, int]) -> tuple[int, int | None]:
     """(params, MACs per image) of a CPU copy of ``model`` in eval mode (its BN statistics stay untouched)."""
     probe = copy.deepcopy(model).cpu().eval()
-    try:
-        from ..analysis.complexity import complexity
-    except ImportError:
-        return sum(p.numel() for p in probe.parameters()), None
     stats = complexity(probe, input_size)
     return int(stats["params"]), int(stats["macs"])
 
