@@ -64,3 +64,11 @@ def test_sha256_file_matches_hashlib(tmp_path):
     assert sha256_file(path) == hashlib.sha256(data).hexdigest()
     (tmp_path / "empty").write_bytes(b"")
     assert sha256_file(tmp_path / "empty") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+def test_atomic_write_newline_for_csv(tmp_path):
+    import csv
+
+    with atomic_write(tmp_path / "t.csv", newline="") as f:
+        csv.writer(f).writerows([["a", "b"], [1, 2]])
+    assert (tmp_path / "t.csv").read_bytes() == b"a,b\r\n1,2\r\n"  # the csv module's own line ends, untranslated

@@ -36,18 +36,18 @@ def fsync_dir(folder: str | os.PathLike[str]) -> None:
 
 @contextmanager
 def atomic_write(path: str | os.PathLike[str], mode: str = "w", *, fsync: bool = False,
-                 tmp_name: str | None = None) -> Iterator[IO[Any]]:
+                 tmp_name: str | None = None, newline: str | None = None) -> Iterator[IO[Any]]:
     """``with atomic_write(path) as f: f.write(...)``: ``path`` gets the whole new content or keeps the old.
 
     ``mode``: ``"w"`` (text) or ``"wb"`` (bytes). ``tmp_name``: the temporary file's name in ``path``'s folder
-    (default ``.<name>.tmp``; give it the destination's suffix when a writer infers the format from it).
+    (default ``.<name>.tmp``). ``newline``: as :func:`open`'s, for text (``""`` for :mod:`csv` writers).
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write writes whole files: mode must be 'w' or 'wb', got {mode!r}")
     path = Path(path)
     tmp = path.with_name(tmp_name or f".{path.name}.tmp")
     try:
-        with open(tmp, mode) as f:
+        with open(tmp, mode, newline=newline) as f:
             yield f
             if fsync:
                 f.flush()

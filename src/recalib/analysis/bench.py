@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from .. import _format
+from .._io import write_text_atomic
 from .._provenance import git_state
 
 __all__ = [
@@ -194,7 +195,7 @@ def save_results(
     write_json(path, data)
     also = ""
     if markdown is not None:
-        path.with_suffix(".md").write_text(markdown(data))
+        write_text_atomic(path.with_suffix(".md"), markdown(data))
         also = f" and {path.with_suffix('.md')}"
     print(f"wrote {path}{also} in {data['wall_seconds']:.0f} s")
     return path
@@ -204,7 +205,7 @@ def write_json(path: str | os.PathLike[str], data: Any) -> Path:
     """Write ``data`` as indented JSON (NaN as null), creating parent folders; return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_clean(data), indent=1) + "\n")
+    write_text_atomic(path, json.dumps(_clean(data), indent=1) + "\n")
     return path
 
 

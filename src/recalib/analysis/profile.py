@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .._format import format_significant, markdown_table
+from .._io import atomic_write, write_text_atomic
 from ..models import OPERATOR_PLACEMENT_KWARGS, create_model, list_models, model_info, resolve_recalib
 from ..modules import parse_recalib_spec
 from .complexity import complexity
@@ -121,12 +122,12 @@ def to_markdown(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def write_markdown(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
-    Path(path).write_text(to_markdown(rows))
+    write_text_atomic(path, to_markdown(rows))
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
     """Exact integers and unrounded percentages, one row per (model, operator)."""
-    with open(path, "w", newline="") as f:
+    with atomic_write(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=[*COLUMNS, "note"], extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)

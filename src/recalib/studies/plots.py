@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._io import atomic_write
 from .results import RunResult, by_cell
 from .spec import Study
 from .stats import mean_std
@@ -23,6 +24,15 @@ def _plt() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save(fig: Any, path: Path) -> None:
+    """Write ``fig`` as a PNG through an atomic write, and close it."""
+    try:
+        with atomic_write(path, "wb") as f:
+            fig.savefig(f, dpi=100, format="png")
+    finally:
+        _plt().close(fig)
 
 
 def plot_curves(study: Study, results: Sequence[RunResult], path: Path) -> None:
@@ -63,8 +73,7 @@ def plot_curves(study: Study, results: Sequence[RunResult], path: Path) -> None:
         axes[gi][1].legend(fontsize=7)
     fig.suptitle(f"{study.name}{' / ' + study.variant if study.variant else ''}: mean ± 1 std over seeds "
                  f"({study.schedule})", fontsize=9)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_error_vs_macs(study: Study, numbers: dict[str, Any], path: Path) -> None:
@@ -93,5 +102,4 @@ def plot_error_vs_macs(study: Study, numbers: dict[str, Any], path: Path) -> Non
         ax.legend(fontsize=7)
     fig.suptitle(f"{study.name}{' / ' + study.variant if study.variant else ''}: error vs MACs "
                  f"({study.schedule})", fontsize=9)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
