@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from recalib.analysis.bench import markdown_table
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
@@ -42,14 +44,6 @@ def _shape(s: Iterable[int]) -> str:
 
 def _f(v: float | None, d: int = 2) -> str:
     return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{d}f}"
-
-
-def _table(headers: list[str], rows: list[list[Any]], align: str | None = None) -> str:
-    marks = {"l": ":---", "r": "---:", "c": ":---:"}
-    align = align or "l" + "r" * (len(headers) - 1)
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(marks[a] for a in align) + "|"]
-    lines += ["| " + " | ".join("" if v is None else str(v) for v in r) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
 
 
 class Ops:
@@ -163,7 +157,7 @@ def targets(ops_cpu: Ops | None, ops_gpu: Ops | None, train_cpu: dict | None, tr
         verdict, measured = "not measured (no GPU was lent)", "—"
     rows.append(["GPU: paper-cifar-resnet recipe, ResNet-20 + MS-SAR, Fashion-MNIST, 160 epochs incl. evaluation", "< 5 min",
                  measured, verdict])
-    return _table(["target", "limit", "measured (ratio of medians)", "verdict"], rows, align="lcll")
+    return markdown_table(["target", "limit", "measured (ratio of medians)", "verdict"], rows, align="lcll")
 
 
 def ops_section(o: Ops) -> str:
@@ -178,12 +172,12 @@ def ops_section(o: Ops) -> str:
             out.append(f"\n#### {mode}, {fmt}\n\n")
             rows = [[_shape(s)] + [("fails" if (o.index.get((mode, fmt, s, op)) or {}).get("error") else _f(o.median(mode, fmt, s, op)))
                                    for op in cfg["ops"]] for s in shapes]
-            out.append(_table(["N×C×H×W", *[f"`{op}`" for op in cfg["ops"]]], rows))
+            out.append(markdown_table(["N×C×H×W", *[f"`{op}`" for op in cfg["ops"]]], rows))
             pairs = [("mssar", "se"), ("mssar_r16", "se"), ("mssar", "timm_se"), ("mssar_sliding", "se"), ("mssar_obvious", "mssar"),
                      ("se", "timm_se"), ("sge", "sge_ref")]
             pairs = [(a, b) for a, b in pairs if a in cfg["ops"] and b in cfg["ops"]]
             rows = [[_shape(s)] + [_f(o.ratio(mode, fmt, s, a, b)) for a, b in pairs] for s in shapes]
-            out.append("\nRatios of medians:\n\n" + _table(["N×C×H×W", *[f"`{a}` / `{b}`" for a, b in pairs]], rows))
+            out.append("\nRatios of medians:\n\n" + markdown_table(["N×C×H×W", *[f"`{a}` / `{b}`" for a, b in pairs]], rows))
     errors = sorted({(r["op"], r["memory_format"], r["error"]) for r in o.data["results"] if r.get("error")})
     if errors:
         out.append("\nFailures (recorded, not timed): " + "; ".join(f"`{op}` on {fmt}: {err}" for op, fmt, err in errors) + "\n")
@@ -209,7 +203,7 @@ def train_section(t: dict[str, Any]) -> str:
                 rel = r["median_images_per_s"] / se["median_images_per_s"] if se else None
                 rows.append([m, f"`{rc}`", f"{r['input_size']}", r["batch"], _f(r["median_images_per_s"], 1),
                              _f(r["q1"], 1) + "–" + _f(r["q3"], 1), _f(rel)])
-    out.append(_table(["model", "operator", "input", "batch", "images/s (median)", "quartiles", "÷ SE"], rows))
+    out.append(markdown_table(["model", "operator", "input", "batch", "images/s (median)", "quartiles", "÷ SE"], rows))
     return "".join(out)
 
 
@@ -227,7 +221,7 @@ def profile_section(p: dict[str, Any]) -> str:
             rows.append([f"`{name}`", _f(r["self_cpu_ms_per_iter"]), _f(r["gemm_ms_per_iter"]),
                          _f(100 * r["gemm_share"], 0) + "%" if r["gemm_share"] is not None else "—",
                          _f(r["fc_macs_forward"] / 1e6, 1), _f(rel, 1)])
-        out.append(_table(["operator", "profiled ms/iter (self CPU)", "in matrix products (mm/bmm/1×1 conv)", "share",
+        out.append(markdown_table(["operator", "profiled ms/iter (self CPU)", "in matrix products (mm/bmm/1×1 conv)", "share",
                            "FC MACs/forward (M)", "FC MACs ÷ SE"], rows))
         for name, r in ops.items():
             out.append(f"\n<details><summary>torch.profiler table: {name}</summary>\n\n```\n{r['table'].rstrip()}\n```\n</details>\n")

@@ -60,13 +60,12 @@ def export(args: argparse.Namespace) -> int:
     were exported earlier keeps them and only gets its statistics renewed)."""
     from safetensors.torch import save_file
 
-    from recalib.analysis.report import mean_std
-    from recalib.analysis.study import load_study, plan_runs, run_status
+    from recalib._provenance import library_versions as _versions
     from recalib.data import get_dataset_info
     from recalib.pretrained import FORMAT_VERSION, sha256_file
     from recalib.pretrained.export import _code_commit
+    from recalib.studies import load_study, mean_std, plan_runs, run_status
     from recalib.train import load_checkpoint
-    from recalib.train.run import _versions
 
     exported_at = _code_commit()
     if str(exported_at).endswith("-dirty") and not args.allow_dirty:

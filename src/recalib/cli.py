@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("recalib.train.cli", "train a zoo model under a recipe (torchrun-aware)"),
     "eval": ("recalib.train.cli_eval", "re-evaluate a checkpoint on a data set"),
     "profile": ("recalib.analysis.profile", "params / MACs table for models x operators"),
-    "study": ("recalib.analysis.study_cli", "run and report grids of experiments"),
+    "study": ("recalib.studies.cli", "run and report grids of experiments"),
     "visualize": ("recalib.analysis.visualize", "plot the gates of a trained model"),
     "export": ("recalib.pretrained.cli_export", "write a run's weights as a Hugging Face folder with a model card"),
     "demo": ("recalib.demo", "apply every operator to a real image batch and print statistics"),

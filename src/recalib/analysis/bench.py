@@ -13,13 +13,16 @@ import math
 import os
 import platform
 import statistics
-import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from .. import _format
+from .._io import write_text_atomic
+from .._provenance import git_state
 
 __all__ = [
     "device_slug",
@@ -41,19 +44,6 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def git_state(root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """``{"commit": sha or None, "dirty": bool or None}`` of the repository at ``root`` (default: this file's)."""
-    cwd = Path(root) if root is not None else Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True, check=True
-        ).stdout
-        return {"commit": commit, "dirty": bool(status.strip())}
-    except (OSError, subprocess.CalledProcessError):
-        return {"commit": None, "dirty": None}
 
 
 def _version(module: str) -> str | None:
@@ -205,7 +195,7 @@ def save_results(
     write_json(path, data)
     also = ""
     if markdown is not None:
-        path.with_suffix(".md").write_text(markdown(data))
+        write_text_atomic(path.with_suffix(".md"), markdown(data))
         also = f" and {path.with_suffix('.md')}"
     print(f"wrote {path}{also} in {data['wall_seconds']:.0f} s")
     return path
@@ -215,7 +205,7 @@ def write_json(path: str | os.PathLike[str], data: Any) -> Path:
     """Write ``data`` as indented JSON (NaN as null), creating parent folders; return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_clean(data), indent=1) + "\n")
+    write_text_atomic(path, json.dumps(_clean(data), indent=1) + "\n")
     return path
 
 
@@ -230,10 +220,6 @@ def _clean(obj: Any) -> Any:
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], align: str | None = None) -> str:
-    """A GitHub Markdown table; ``align`` is one character per column (``l``, ``r``, ``c``), default right
-    for all but the first column."""
-    align = align or "l" + "r" * (len(headers) - 1)
-    marks = {"l": ":---", "r": "---:", "c": ":---:"}
-    lines = ["| " + " | ".join(str(h) for h in headers) + " |", "|" + "|".join(marks[a] for a in align) + "|"]
-    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    """A GitHub Markdown table and a final newline; ``align`` is one character per column (``l``, ``r``,
+    ``c``), default right for all but the first column."""
+    return _format.markdown_table(headers, rows, align or "l" + "r" * (len(headers) - 1)) + "\n"

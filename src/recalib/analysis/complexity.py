@@ -38,6 +38,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import flop_registry
 
+from .. import _format
+
 __all__ = ["complexity", "resolve_input_size", "format_count"]
 
 _BATCH_NORM = ("batch_norm", "_native_batch_norm_legit", "native_batch_norm")
@@ -178,7 +180,4 @@ def complexity(
 
 def format_count(n: float, digits: int = 2) -> str:
     """``40550000 -> '40.55M'``, ``1814073344 -> '1.81G'`` (decimal prefixes, as the papers' tables)."""
-    for div, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
-        if abs(n) >= div:
-            return f"{n / div:.{digits}f}{suffix}"
-    return f"{n:.0f}"
+    return _format.format_count(n, digits, kilo="K")

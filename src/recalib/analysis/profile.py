@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._format import format_significant, markdown_table
+from .._io import atomic_write, write_text_atomic
 from ..models import OPERATOR_PLACEMENT_KWARGS, create_model, list_models, model_info, resolve_recalib
 from ..modules import parse_recalib_spec
 from .complexity import complexity
@@ -105,40 +107,27 @@ def profile_table(
     return rows
 
 
-def _sig(n: int | None, digits: int = 4) -> str:
-    """4 significant digits with a decimal prefix: 269722 -> '0.2697M', 1814073344 -> '1.814G'."""
-    if n is None:
-        return "n/a"
-    div, suffix = (1e9, "G") if n >= 1e9 else (1e6, "M")
-    v = n / div
-    decimals = max(0, digits - len(str(int(v))) if v >= 1 else digits)
-    return f"{v:.{decimals}f}{suffix}"
-
-
 def _fmt_pct(p: float | None) -> str:
     return "n/a" if p is None else f"{p:+.2f}%"
 
 
 def to_markdown(rows: Sequence[dict[str, Any]]) -> str:
     """A Markdown table of :func:`profile_table`'s rows (figures with 4 significant digits)."""
-    head = "| model | operator | input | params | MACs | elementwise | extra params | extra MACs | extra elementwise |"
-    lines = [head, "|" + "---|" * 3 + "---:|" * 6]
-    for r in rows:
-        lines.append(
-            f"| {r['model']} | {r['recalib']} | {r['input_size']} | {_sig(r['params'])} | {_sig(r['macs'])} | "
-            f"{_sig(r['elementwise'])} | {_fmt_pct(r['extra_params_pct'])} | {_fmt_pct(r['extra_macs_pct'])} | "
-            f"{_fmt_pct(r['extra_elementwise_pct'])} |"
-        )
-    return "\n".join(lines) + "\n"
+    header = ["model", "operator", "input", "params", "MACs", "elementwise", "extra params", "extra MACs",
+              "extra elementwise"]
+    body = [[r["model"], r["recalib"], r["input_size"], format_significant(r["params"]),
+             format_significant(r["macs"]), format_significant(r["elementwise"]), _fmt_pct(r["extra_params_pct"]),
+             _fmt_pct(r["extra_macs_pct"]), _fmt_pct(r["extra_elementwise_pct"])] for r in rows]
+    return markdown_table(header, body, align="---rrrrrr") + "\n"
 
 
 def write_markdown(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
-    Path(path).write_text(to_markdown(rows))
+    write_text_atomic(path, to_markdown(rows))
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
     """Exact integers and unrounded percentages, one row per (model, operator)."""
-    with open(path, "w", newline="") as f:
+    with atomic_write(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=[*COLUMNS, "note"], extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)

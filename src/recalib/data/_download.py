@@ -14,7 +14,6 @@ Downloads stream into a temporary file next to the destination, are verified, an
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from .._io import sha256_file
 from ._base import DataError, DataNotFoundError
 
 __all__ = [
@@ -39,15 +39,6 @@ __all__ = [
 SYSTEM_DATA_DIRS: tuple[Path, ...] = (Path("/usr/share/datasets"),)
 _CHUNK = 1 << 20
 _TIMEOUT_S = 60.0
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def cache_dir() -> Path:

@@ -29,6 +29,8 @@ from typing import Any
 
 from torch import nn
 
+from .._io import sha256_file
+
 __all__ = [
     "export_pretrained",
     "from_pretrained",
@@ -65,13 +67,6 @@ class PretrainedEntry:
                 f"num_classes={self.num_classes})")
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def canonical_recalib(spec: str | None) -> str:

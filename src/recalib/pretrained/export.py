@@ -27,24 +27,21 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .._io import atomic_write, sha256_file
+from .._provenance import git_commit
 from .hub import CARD_NAME, CONFIG_NAME, FOLDER_FORMAT, WEIGHTS_NAME
 
 __all__ = ["export_pretrained"]
 
 
 def _code_commit() -> str | None:
-    from ..train.run import _git_commit  # the provenance helper every run uses for summary.json
-
-    return _git_commit()
+    """This checkout's commit (``-dirty`` with uncommitted changes): the provenance every run records."""
+    return git_commit()
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_write(path, "wb", fsync=True) as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def export_pretrained(source: str | os.PathLike[str], out: str | os.PathLike[str], *, allow_dirty: bool = False,
@@ -58,10 +55,10 @@ def export_pretrained(source: str | os.PathLike[str], out: str | os.PathLike[str
     """
     from safetensors.torch import save
 
+    from .._provenance import library_versions as _versions
     from ..models import create_model
     from ..models._cfg import default_pretrained_cfg
     from ..train.checkpoint import CHECKPOINT_NAME, load_checkpoint
-    from ..train.run import _versions
 
     source = Path(source)
     ckpt_path = source / CHECKPOINT_NAME if source.is_dir() else source
@@ -127,8 +124,6 @@ def _family(name: str) -> str:
 
 
 def _sha256_path(path: Path) -> str:
-    from . import sha256_file
-
     return sha256_file(path)
 
 

@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._io import atomic_write
+
 __all__ = [
     "CHECKPOINT_NAME",
     "FORMAT_VERSION",
@@ -46,8 +48,8 @@ __all__ = [
 FORMAT_VERSION = 1
 CHECKPOINT_NAME = "checkpoint.pt"
 _TMP_MARK = ".tmp-"
-# Test hook (tests/train/test_resume.py): "EPOCH:SECONDS" sleeps between the fsync of the temporary file
-# and os.replace when the checkpoint of that epoch is written, so that a test can kill the process there.
+# Test hook (tests/train/test_resume.py): "EPOCH:SECONDS" sleeps once the temporary file is written, before
+# its fsync and os.replace, when the checkpoint of that epoch is written, so that a test can kill the process there.
 _PAUSE_ENV = "RECALIB_TEST_CHECKPOINT_PAUSE"
 
 
@@ -91,35 +93,13 @@ def _python_state_to_plain(st: tuple[Any, ...]) -> list[Any]:
 
 
 # ---------------------------------------------------------------------------------- save / load ---
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. Windows: folders cannot be opened; os.replace is still atomic
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write ``state`` to ``path`` atomically (temporary file in the same folder, fsync, ``os.replace``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}{_TMP_MARK}{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
+    with atomic_write(path, "wb", fsync=True, tmp_name=f".{path.name}{_TMP_MARK}{os.getpid()}") as f:
+        torch.save(state, f)
         _test_pause(state)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
     return path
 
 

@@ -9,11 +9,12 @@ each process evaluates its shard and the counts are summed).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from .._io import write_json_atomic
 
 __all__ = ["configure_parser", "evaluate_checkpoint", "run"]
 
@@ -120,5 +121,5 @@ def run(args: argparse.Namespace) -> int:
             f"loss {m['test_loss']:.4f}  [{m['device']}, {m['seconds']:.1f} s]"
         )
         if args.json:
-            Path(args.json).write_text(json.dumps(m, indent=2) + "\n")
+            write_json_atomic(args.json, m)
     return 0

@@ -41,8 +41,6 @@ __all__ = [
     "broadcast_buffers",
     "cleanup",
     "env_world",
-    "get_rank",
-    "get_world_size",
     "is_distributed",
     "setup",
     "tensors_equal_across_ranks",
@@ -144,14 +142,6 @@ def cleanup(info: DistInfo) -> None:
 
 def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def get_rank() -> int:
-    return dist.get_rank() if is_distributed() else 0
-
-
-def get_world_size() -> int:
-    return dist.get_world_size() if is_distributed() else 1
 
 
 def all_reduce(tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:

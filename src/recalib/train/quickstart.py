@@ -15,6 +15,8 @@ import argparse
 import sys
 from typing import Any
 
+from .._format import format_count
+
 __all__ = ["configure_parser", "format_report", "main", "run"]
 
 
@@ -28,12 +30,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def _human(n: float | None, unit: str = "") -> str:
-    if n is None:
-        return "n/a"
-    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= div:
-            return f"{n / div:.2f} {suffix}{unit}"
-    return f"{n:.0f} {unit}".strip()
+    return format_count(n, unit=unit, sep=" ")
 
 
 def format_report(summary: dict[str, Any]) -> str:

@@ -32,7 +32,6 @@ import os
 import platform
 import random
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -43,6 +42,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._io import atomic_write, write_json_atomic, write_text_atomic
+from .._provenance import git_commit, library_versions
+from .._spec import spec_or_none
+from ..analysis.complexity import complexity
 from . import distributed
 from .checkpoint import (
     CHECKPOINT_NAME,
@@ -128,43 +131,6 @@ def _describe_device(device: torch.device) -> str:
     return str(device)
 
 
-# ------------------------------------------------------------------------------------ provenance ---
-def _versions() -> dict[str, str | None]:
-    from importlib import metadata
-
-    import recalib
-
-    def version(pkg: str) -> str | None:
-        try:
-            return metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            return None
-
-    versions = {
-        "recalib": recalib.__version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": version("torchvision"),
-        "numpy": np.__version__,
-        "cuda": torch.version.cuda,
-        "cudnn": str(torch.backends.cudnn.version()) if torch.backends.cudnn.is_available() else None,
-    }
-    return {k: None if v is None else str(v) for k, v in versions.items()}  # plain str (torch's is a subclass)
-
-
-def _git_commit() -> str | None:
-    """The commit of the checkout recalib is imported from (``-dirty`` if tracked files changed), or None."""
-    here = Path(__file__).resolve().parent
-    try:
-        head = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return head + ("-dirty" if dirty else "") if head else None
-
-
 # ------------------------------------------------------------------------------------------ data ---
 class _Data:
     """The loaders of one run and what the logs say about them."""
@@ -237,23 +203,12 @@ def _write_failure(path: Path, exc: OSError, state: str) -> str:
             "folder) and rerun with --resume")
 
 
-def _replace_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file: ``path`` holds the old or the new text, never a part."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _write_json(path: Path, obj: Any) -> None:
-    _replace_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+    write_json_atomic(path, obj, default=str)
 
 
 def _write_metrics(path: Path, history: Iterable[dict[str, Any]]) -> None:
-    _replace_text(path, "".join(json.dumps(rec) + "\n" for rec in history))
+    write_text_atomic(path, "".join(json.dumps(rec) + "\n" for rec in history))
 
 
 def _plot_curves(history: list[dict[str, Any]], path: Path, title: str, eval_name: str) -> None:
@@ -278,13 +233,9 @@ def _plot_curves(history: list[dict[str, Any]], path: Path, title: str, eval_nam
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)
-    tmp = path.with_name(f".{path.name}.tmp.png")
     try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        with atomic_write(path, "wb") as f:
+            fig.savefig(f, dpi=100, format="png")
     finally:
         plt.close(fig)
 
@@ -313,10 +264,6 @@ def _remove_run_files(out: Path) -> None:
 def _complexity(model: nn.Module, input_size: tuple[int, int, int, int]) -> tuple[int, int | None]:
     """(params, MACs per image) of a CPU copy of ``model`` in eval mode (its BN statistics stay untouched)."""
     probe = copy.deepcopy(model).cpu().eval()
-    try:
-        from ..analysis.complexity import complexity
-    except ImportError:
-        return sum(p.numel() for p in probe.parameters()), None
     stats = complexity(probe, input_size)
     return int(stats["params"]), int(stats["macs"])
 
@@ -335,10 +282,6 @@ def _first_non_finite(model: nn.Module, eval_loss: float) -> str | None:
     if not math.isfinite(eval_loss):
         return "the evaluation loss"
     return None
-
-
-def _recalib_arg(name: str) -> str | None:
-    return None if name.strip().lower() in ("", "none") else name
 
 
 # ---------------------------------------------------------------------------------------- train ---
@@ -460,7 +403,7 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
     # ---- data and model ----
     data = _build_data(cfg, info, device, dinfo)
     model = create_model(cfg.model, num_classes=info.num_classes, in_chans=info.in_chans,
-                         recalib=_recalib_arg(cfg.recalib), **parse_model_args(cfg.model_args))
+                         recalib=spec_or_none(cfg.recalib), **parse_model_args(cfg.model_args))
     params, macs = _complexity(model, (1, info.in_chans, info.image_size, info.image_size))
     model.to(device)
     if cfg.channels_last:
@@ -543,7 +486,7 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
             "steps_per_epoch": steps_per_epoch,
             "model": raw.state_dict(),
             "model_args": {"name": cfg.model, "num_classes": info.num_classes, "in_chans": info.in_chans,
-                           "recalib": _recalib_arg(cfg.recalib), "kwargs": parse_model_args(cfg.model_args)},
+                           "recalib": spec_or_none(cfg.recalib), "kwargs": parse_model_args(cfg.model_args)},
             "optimizer": optimizer.state_dict(),
             "scaler": scaler.state_dict(),
             "config": cfg.to_dict(),
@@ -552,7 +495,7 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
             "wall_seconds": wall_before + time.perf_counter() - session_start,
             "rng": distributed.all_gather_object(capture_rng_state()),
             "world_size": dinfo.world_size,
-            "versions": _versions(),
+            "versions": library_versions(),
         }
 
     def summary(status: str, message: str | None = None) -> dict[str, Any]:
@@ -580,8 +523,8 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
             "device": device_text,
             "world_size": dinfo.world_size,
             "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else "off",
-            "versions": _versions(),
-            "git_commit": _git_commit() if main else None,
+            "versions": library_versions(),
+            "git_commit": git_commit() if main else None,
             "epochs_completed": len(history),
             "steps": step,
             "rank_checks": rank_checks if cfg.check_ranks else None,

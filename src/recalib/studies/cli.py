@@ -1,4 +1,4 @@
-"""``recalib study``: run, report and list the studies of ``studies/*.toml`` (see :mod:`recalib.analysis.study`).
+"""``recalib study``: run, report and list the studies of ``studies/*.toml`` (see :mod:`recalib.studies`).
 
 Examples::
 
@@ -20,9 +20,12 @@ import shlex
 import signal
 import sys
 
-__all__ = ["configure_parser", "run"]
+from .catalog import list_studies, load_study
+from .launch import run_study
+from .plan import DEFAULT_RESULTS
+from .report import write_report
 
-DEFAULT_RESULTS = "runs/studies"
+__all__ = ["configure_parser", "run"]
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -65,8 +68,6 @@ def _command_line(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .study import list_studies, load_study, run_study
-
     def _terminate(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # run_study stops its subprocesses; they resume from their checkpoints
 
@@ -87,8 +88,6 @@ def run(args: argparse.Namespace) -> int:
                                dry_run=args.dry_run, data_dir=args.data_dir,
                                threads=args.threads)
             return 1 if failed else 0
-        from .report import write_report
-
         out = write_report(study, args.results, out=args.out, filters=args.filter,
                            allow_incomplete=args.allow_incomplete, command=_command_line(args) or None)
         print(f"report written to {out}")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from recalib.analysis import report as rep
-from recalib.analysis.study import load_study, plan_runs
+from recalib import studies as rep
+from recalib.studies import load_study, plan_runs
 
 STUDY = """
 [study]

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from recalib.analysis import study as st
-from recalib.analysis import study_cli
+from recalib import studies as st
+from recalib.studies import cli as study_cli
+from recalib.studies import cost, launch
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((REPO / "studies").glob("*.toml"))
@@ -168,7 +169,7 @@ def test_launch_commands(tmp_path):
     assert st.launch_command(run, torchrun=True, gpus=8) == [
         "torchrun", "--standalone", "--nproc_per_node=8", "-m", "recalib", "train", "--config", cfg, "--resume"]
     est = st.estimate_seconds(run, "cpu")
-    macs = st._macs(run)
+    macs = cost.forward_macs(run)
     assert est == pytest.approx((3 * 256 + 500) * macs * 2 / st.THROUGHPUT_MACS_PER_S["cpu"])
 
 
@@ -200,7 +201,7 @@ def test_scheduling_gpus_threads_and_skipping_finished(tmp_path):
     assert [x["gpu"] for x in launches] == ["0", "1", "0", "1"]  # round-robin over the GPUs, in plan order
     assert all(x["argv"][:4] == ["-m", "recalib", "train", "--config"] and x["argv"][-1] == "--resume"
                for x in launches)
-    assert all(x["threads"] == max(1, st._cpu_count() // 3) for x in launches)
+    assert all(x["threads"] == max(1, launch._cpu_count() // 3) for x in launches)
     assert any("4 run(s) finished, 0 failed" in line for line in lines)
     # Everything finished: a second call launches nothing.
     lines.clear()
@@ -227,7 +228,7 @@ def _cli(argv: list[str]) -> int:
 def test_shipped_studies_dry_run(path, tmp_path, capsys, monkeypatch):
     # MACs come from recalib.complexity (tested with the models); a DenseNet-190 or ImageNet forward pass per
     # grid cell would make this test slow, so the estimate uses a stand-in here.
-    monkeypatch.setattr(st, "_macs", lambda run: 1_000_000 * (1 + len(run.model)))
+    monkeypatch.setattr(cost, "forward_macs", lambda run: 1_000_000 * (1 + len(run.model)))
     study = st.load_study(path, variant="none")
     for variant in ["none", *study.variants]:
         assert _cli(["run", path.stem, "--variant", variant, "--results", str(tmp_path), "--dry-run"]) == 0
@@ -236,8 +237,6 @@ def test_shipped_studies_dry_run(path, tmp_path, capsys, monkeypatch):
         n = len(s.models) * len(s.datasets) * len(s.operators) * len(s.seeds)
         assert f"{n} runs:" in out
         assert "estimated cost" in out
-        if any(o.model_args for o in s.operators) and st._model_args_field() is None:
-            assert "blocked:" in out
         if s.launcher == "torchrun":
             assert "torchrun --standalone --nproc_per_node=" in out
 
@@ -251,11 +250,14 @@ def test_shipped_study_grids():
     assert len(scales) == 7
     fm = st.load_study(REPO / "studies" / "fashion-mnist.toml", variant="none")
     assert len(st.plan_runs(fm, "r")) == 36
-    assert st.auto_variant(fm, cuda_available=False) == "cpu-short"
+    assert st.auto_variant(fm, cuda_available=False) == "cpu-budget"
     assert st.auto_variant(fm, cuda_available=True) is None
-    short = fm.with_variant("cpu-short")
-    assert "test_subset" not in short.overrides and "val_split" not in short.overrides  # always the full test set
-    assert "shortened schedule (CPU)" in short.schedule
+    budget = fm.with_variant("cpu-budget")
+    assert "test_subset" not in budget.overrides and "val_split" not in budget.overrides  # always the full test set
+    assert "subset" not in budget.overrides  # all 60,000 training images
+    assert [r.seed for r in st.plan_runs(budget, "r")] == [0] * 6 + [1] * 6 + [2] * 6  # ResNet-20 x 6 x 3 seeds
+    assert "budgeted CPU schedule" in budget.schedule
+    assert (budget.overrides["schedule"], budget.overrides["epochs"]) == ("linear", 5)
 
 
 # --------------------------------------------------------------------------------------- end to end ---
@@ -266,7 +268,7 @@ def _last(run: st.Run) -> dict:
 
 @pytest.mark.slow
 def test_miniature_study_end_to_end(tmp_path, capsys):
-    from recalib.analysis.report import write_report
+    from recalib.studies import write_report
 
     study = st.load_study(_write(tmp_path, MINI))
     results = tmp_path / "results"
@@ -317,7 +319,6 @@ def test_operator_model_args_reach_the_run_config(tmp_path):
     # multi-stage.toml gives its "multi" operator model_args = { multi_stage = true }.
     study = st.load_study(REPO / "studies" / "multi-stage.toml", variant="none")
     runs = {r.operator.key: r for r in st.plan_runs(study, tmp_path) if r.seed == study.seeds[0]}
-    assert runs["multi"].blocker is None
     assert runs["multi"].config.model_args == "multi_stage=True"
     assert runs["single"].config.model_args == ""
 
@@ -384,7 +385,7 @@ def test_restarted_runner_leaves_the_orphaned_child_alone(tmp_path) -> None:
     study = st.load_study(path, variant="one")
     (run,) = st.plan_runs(study, results)
     fake = _fake(tmp_path)
-    code = (f"from recalib.analysis import study as st; "
+    code = (f"from recalib import studies as st; "
             f"st.run_study(st.load_study({str(path)!r}, variant='one'), {str(results)!r}, python={str(fake)!r})")
     runner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL)
     pid_file = run.out / "trainer.pid"
@@ -439,7 +440,7 @@ def test_a_diverged_run_is_called_diverged_by_run_and_report(tmp_path):
     assert not any("every selected run is finished" in x for x in lines)
     assert any(x.startswith("nothing to do: 1 diverged, 0 finished") for x in lines)
     assert any(x.startswith("diverged: resnet20__mssar") and "global step 5" in x for x in lines)
-    from recalib.analysis.report import write_report
+    from recalib.studies import write_report
 
     with pytest.raises(ValueError, match=r"no finished runs .*; 1 run\(s\) diverged: resnet20__mssar__fashion-mnist"
                                          r"__s0 \(the training loss is not finite \(NaN or inf\) at global step 5\)"):

@@ -1,0 +1,89 @@
+"""What a study's run folders hold: :class:`RunResult` (a planned run, its state, its epochs and its summary).
+
+Read by the report (:mod:`recalib.studies.report`) and the plots (:mod:`recalib.studies.plots`); a finished
+run whose ``summary.json`` predates MAC counting gets its MACs from :func:`recalib.studies.cost.forward_macs`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .cost import forward_macs
+from .plan import Run, plan_runs, run_status, select_runs
+from .spec import Study
+
+__all__ = ["RunResult", "by_cell", "collect_results", "last_error"]
+
+
+@dataclass
+class RunResult:
+    """A planned run and what its folder holds (``history`` empty until it has finished an epoch)."""
+
+    run: Run
+    status: str
+    history: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "finished"
+
+    def last(self, key: str) -> float | None:
+        return float(self.history[-1][key]) if self.history and self.history[-1].get(key) is not None else None
+
+    @property
+    def test_error(self) -> float | None:
+        return self.last("test_error")
+
+    @property
+    def test_top5_error(self) -> float | None:
+        return self.last("test_top5_error")
+
+    @property
+    def params(self) -> int | None:
+        return self.summary.get("params")
+
+    @property
+    def macs(self) -> int | None:
+        return self.summary.get("macs")
+
+
+def _read_history(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def collect_results(study: Study, results: str | os.PathLike[str], filters: Sequence[str] = ()) -> list[RunResult]:
+    """Every planned run of ``study`` with its state, its ``metrics.jsonl`` records and its ``summary.json``."""
+    out = []
+    for run in select_runs(plan_runs(study, results), filters):
+        summary_path = run.out / "summary.json"
+        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+        res = RunResult(run, run_status(run), _read_history(run.out / "metrics.jsonl"), summary)
+        if res.finished and summary.get("macs") is None:  # runs made before recalib.complexity existed
+            res.summary["macs"] = forward_macs(run)
+        out.append(res)
+    return out
+
+
+def last_error(r: RunResult) -> float:
+    """The last-epoch test error of a run that ``by_cell`` kept (it has one)."""
+    err = r.test_error
+    if err is None:  # pragma: no cover - by_cell keeps only runs with an error
+        raise ValueError(f"run {r.run.run_id} has no test error")
+    return err
+
+
+def by_cell(results: Sequence[RunResult]) -> dict[tuple[str, str, str], dict[int, RunResult]]:
+    """The finished runs with a test error, by (data set, model, operator key) and then by seed."""
+    cells: dict[tuple[str, str, str], dict[int, RunResult]] = {}
+    for r in results:
+        if r.finished and r.test_error is not None:
+            cells.setdefault((r.run.dataset, r.run.model, r.run.operator.key), {})[r.run.seed] = r
+    return cells
