@@ -35,6 +35,3 @@ def test_render_reads_the_verdicts_of_the_report() -> None:
     assert "Against SE: outside the seed noise: SGE (higher: +0.60 pp)." in text
     assert "9 finished runs" in text
 
-
-def test_readme_block_is_up_to_date() -> None:
-    assert mrr.main(["--check"]) == 0
