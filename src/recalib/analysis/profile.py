@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..models import OPERATOR_PLACEMENT_KWARGS, create_model, list_models, model_info, resolve_recalib
-from ..modules import parse_recalib_spec
+from ..modules import MSSAR, parse_recalib_spec
 from .complexity import complexity
 
 __all__ = ["profile_table", "split_list", "to_markdown", "write_csv", "write_markdown", "configure_parser", "run"]
@@ -101,8 +101,18 @@ def profile_table(
             row["extra_macs_pct"] = _pct(c["macs"], base["macs"])
             row["extra_elementwise_pct"] = _pct(c["elementwise"], base["elementwise"])
             row["note"] = ""
+            row["width"] = _width_note(model)
             rows.append(row)
     return rows
+
+
+def _width_note(model: Any) -> str:
+    """MS-SAR's hidden width as built (the zoo's default differs per family: docs/spec.md, section 1)."""
+    ops = [m for m in model.modules() if isinstance(m, MSSAR)]
+    if not ops:
+        return ""
+    r, n = ops[0].reduction, len(ops[0].scales)
+    return f"D' = C/{n}" if r == 1 else f"D' = C/({n}*{r})"
 
 
 def _sig(n: int | None, digits: int = 4) -> str:
@@ -125,7 +135,7 @@ def to_markdown(rows: Sequence[dict[str, Any]]) -> str:
     lines = [head, "|" + "---|" * 3 + "---:|" * 6]
     for r in rows:
         lines.append(
-            f"| {r['model']} | {r['recalib']} | {r['input_size']} | {_sig(r['params'])} | {_sig(r['macs'])} | "
+            f"| {r['model']} | {r['recalib']}{f' ({wd})' if (wd := r.get('width')) else ''} | {r['input_size']} | {_sig(r['params'])} | {_sig(r['macs'])} | "
             f"{_sig(r['elementwise'])} | {_fmt_pct(r['extra_params_pct'])} | {_fmt_pct(r['extra_macs_pct'])} | "
             f"{_fmt_pct(r['extra_elementwise_pct'])} |"
         )
