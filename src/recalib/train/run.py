@@ -412,6 +412,9 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
         restore_rng_state(rngs[dinfo.rank] if len(rngs) == dinfo.world_size else rngs[0])
         log(f"resumed {ckpt_path} at epoch {start_epoch}, step {step}")
 
+    if cfg.compile and device.type == "cpu":
+        log("warning: --compile on CPU: torch.compile's training step can be slower than eager there, much slower "
+            "with channels_last (docs/performance.md); measure before relying on it")
     raw = model  # unwrapped, uncompiled: what checkpoints hold and what evaluation runs
     compiled: nn.Module = torch.compile(raw) if cfg.compile else raw  # type: ignore[assignment]
     train_model: nn.Module = compiled
