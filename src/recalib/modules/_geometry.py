@@ -3,17 +3,17 @@
 * Regional (docs/spec.md, section 1): along an axis of length n, position i is in band ``i * K // n`` of scale
   K. When K > n some bands are empty; they are never used, so the non-empty bands are renumbered 0, 1, ...
   and a scale has ``min(K, n)`` bands per axis. A cell is one row band times one column band.
-* Sliding: the window of position i is ``[i - t, i + t]`` clipped to the axis, ``t = floor(sqrt(H * W) / K)``.
+* Sliding: the window of position i is ``[i - t, i + t]`` clipped to the axis, ``t = floor(sqrt(H * W) / K)``,
+  computed exactly as ``isqrt(H * W) // K``.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 from typing import TypeVar
 
-__all__ = ["region_bands", "sliding_bounds", "sliding_half_width"]
+__all__ = ["region_bands", "window_sizes"]
 
 T = TypeVar("T")
 
@@ -44,13 +44,7 @@ def region_bands(n: int, k: int) -> tuple[int, ...]:
     return tuple(renumber[b] for b in raw)
 
 
-def sliding_half_width(h: int, w: int, k: int) -> int:
-    """t = floor(sqrt(h * w) / k), exactly (``isqrt(h * w) // k``, no floating-point rounding)."""
-    return math.isqrt(h * w) // k
-
-
 @_cached
-def sliding_bounds(n: int, h: int, w: int, k: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Half-open window bounds ``[lo_i, hi_i)`` along an axis of length ``n`` of an h x w map at scale k."""
-    t = sliding_half_width(h, w, k)
-    return tuple(max(0, i - t) for i in range(n)), tuple(min(n, i + t + 1) for i in range(n))
+def window_sizes(n: int, t: int) -> tuple[int, ...]:
+    """Positions in the clipped window [i - t, i + t] of every i along an axis of length n."""
+    return tuple(min(n, i + t + 1) - max(0, i - t) for i in range(n))

@@ -11,10 +11,12 @@ scale; a window sum is four look-ups whatever the window size.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
-from ._geometry import region_bands, sliding_bounds, sliding_half_width
+from ._geometry import region_bands, window_sizes
 
 __all__ = ["is_channels_last", "region_means", "regions_to_pixels", "window_means"]
 
@@ -82,10 +84,9 @@ def window_means(x: torch.Tensor, scales: tuple[int, ...]) -> list[torch.Tensor]
     sat = x.to(acc).cumsum(2).cumsum(3)  # N, C, H, W: the integral image (inclusive)
     out = []
     for k in scales:
-        t = sliding_half_width(h, w, k)
+        t = math.isqrt(h * w) // k  # floor(sqrt(HW) / K), exactly
         box = _box_sums(_box_sums(sat, 2, t), 3, t)  # N, C, H, W: window sums (the two axes commute)
-        (lo_h, hi_h), (lo_w, hi_w) = sliding_bounds(h, h, w, k), sliding_bounds(w, h, w, k)
-        rows = torch.tensor([b - a for a, b in zip(lo_h, hi_h)], device=x.device, dtype=acc)  # H: window heights
-        cols = torch.tensor([b - a for a, b in zip(lo_w, hi_w)], device=x.device, dtype=acc)  # W: window widths
+        rows = torch.tensor(window_sizes(h, t), device=x.device, dtype=acc)  # H: window heights
+        cols = torch.tensor(window_sizes(w, t), device=x.device, dtype=acc)  # W: window widths
         out.append((box / (rows[:, None] * cols)).to(x.dtype))
     return out
