@@ -231,6 +231,8 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         for name, size, in_chans, batch, cl, modes in COMPARE_CASES:
+            if args.models != ",".join(MODELS) and name not in args.models.split(","):
+                continue
             if args.quick:
                 size, batch = min(size, 32), 4
             info = model_info(name)
