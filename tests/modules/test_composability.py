@@ -55,6 +55,23 @@ def test_func_grad_over_functional_call(spec: str) -> None:
 
 
 @pytest.mark.parametrize("spec", SPECS)
+def test_func_grad_in_training_mode(spec: str) -> None:
+    """Training mode (batch statistics): the BN buffers go in as an argument, as torch.func asks of any BN model."""
+    op = _op(spec).train()
+    x = _x()
+    params = {k: v.detach() for k, v in op.named_parameters()}
+    buffers = {k: v.clone() for k, v in op.named_buffers()}
+
+    def loss(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(op, (p, b), (x,)).square().sum()
+
+    got = torch.func.grad(loss)(params, buffers, x)
+    want = torch.autograd.grad(op(x).square().sum(), list(op.parameters())) if params else ()
+    for (name, g), w in zip(got.items(), want):
+        torch.testing.assert_close(g, w, msg=name)
+
+
+@pytest.mark.parametrize("spec", SPECS)
 def test_func_vmap_over_samples(spec: str) -> None:
     op = _op(spec).eval()
     x = _x(4)
