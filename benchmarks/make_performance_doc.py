@@ -236,10 +236,11 @@ compare ratios measured in the same run, not absolute times across runs.
 Plain autograd, no custom `autograd.Function` (`docs/operators.md`): each operator's forward is its paper's
 equations, its learnable layers are called submodules, and composability (double backward, `torch.func`,
 `torch.fx`, `torch.compile(fullgraph=True)`, `torch.export`, ONNX) is tested for every variant in
-`tests/modules/test_composability.py`. MS-SAR's regional pooling is separable: one product of x with the one-hot
-row-band matrices of all scales (Σ_K min(K, H) multiply-adds per element, 7 for scales 1, 2, 4), a small product
-per scale along the columns; Eq. 2 (each position's mean over the scales of its cells' gates) is the same in
-reverse. The sliding strategy uses one integral image for every scale. Until commit 65da483 the operators used a
+`tests/modules/test_composability.py`. MS-SAR's regional cell means of all scales are one matrix product of x
+with the 0/1 cell-membership matrix (H·W × Σ cells, 21 cells for scales 1, 2, 4) scaled by the cell sizes, and
+Eq. 2 (each position's mean over the scales of its cells' gates) is one product with its transpose; both follow
+x's memory format. A separable variant (row bands, then column bands: 7 multiply-adds per element instead of 21)
+was measured slower at the CIFAR shapes (many tiny batched products) and no faster at 56×56, so it was dropped. The sliding strategy uses one integral image for every scale. Until commit 65da483 the operators used a
 pair of fused autograd functions that shared a buffer between the multiply's and the pooling's backward; the
 network-level tables at the top say what removing them cost.
 

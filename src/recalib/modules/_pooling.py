@@ -1,11 +1,9 @@
 """Pooling over MS-SAR's coordinate sets and broadcasting cell gates back to positions, in plain autograd ops.
 
-Regional: a cell is a row band times a column band, so pooling is separable: one product of x with the
-one-hot band matrices of all scales along one axis (x is read once, sum_K min(K, n) multiply-adds per element:
-7 for scales 1, 2, 4), then a small product per scale along the other axis. Eq. 2 (each position takes the
-mean over the scales of its cells' gates) is the same in reverse: the last product, back to full resolution,
-sums over the scales in its inner dimension. The products follow x's memory format, so channels_last stays
-channels_last without a copy. Sliding: one integral image serves every
+Regional: every scale's cells are columns of one 0/1 membership matrix M (H*W x B, B = the cells of all scales),
+so the cell means of every scale are one matrix product with M / cell sizes (x is read once), and Eq. 2 (each
+position takes the mean over scales of its cells' gates) is one product with M^T / L. Both products follow x's
+memory format, so channels_last stays channels_last without a copy. Sliding: one integral image serves every
 scale; a window sum is four look-ups whatever the window size.
 """
 
@@ -26,42 +24,44 @@ def is_channels_last(x: torch.Tensor) -> bool:
     return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
 
 
-def _bands(n: int, scales: tuple[int, ...], like: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
-    """n x B one-hot band membership along an axis, the scales' bands side by side, and each scale's count."""
-    counts = [region_bands(n, k)[-1] + 1 for k in scales]
-    onehot = [F.one_hot(torch.tensor(region_bands(n, k), device=like.device), b) for k, b in zip(scales, counts)]
-    return torch.cat(onehot, 1).to(like.dtype), counts
+def _membership(h: int, w: int, scales: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """H*W x B, 1 where position (row-major) lies in the cell; columns: scale by scale, cells row-major."""
+    blocks = []
+    for k, (bh, bw) in zip(scales, _cell_shapes(h, w, scales)):
+        rows = F.one_hot(torch.tensor(region_bands(h, k), device=like.device), bh)  # H, bh
+        cols = F.one_hot(torch.tensor(region_bands(w, k), device=like.device), bw)  # W, bw
+        blocks.append((rows[:, None, :, None] * cols[None, :, None, :]).reshape(h * w, -1))  # H*W, bh*bw
+    return torch.cat(blocks, 1).to(like.dtype)
+
+
+def _cell_shapes(h: int, w: int, scales: tuple[int, ...]) -> list[tuple[int, int]]:
+    return [(region_bands(h, k)[-1] + 1, region_bands(w, k)[-1] + 1) for k in scales]
 
 
 def region_means(x: torch.Tensor, scales: tuple[int, ...]) -> list[torch.Tensor]:
     """Per scale K, the mean of x (N, C, H, W) over each of its cells: N, C, bh, bw (bh = min(K, H))."""
     n, c = x.shape[:2]
     h, w = int(x.shape[2]), int(x.shape[3])  # geometry is static: plain ints, also when traced
-    (mh, bh), (mw, bw) = _bands(h, scales, x), _bands(w, scales, x)
-    ah, aw = (mh / mh.sum(0)).split(bh, 1), (mw / mw.sum(0)).split(bw, 1)  # per scale: H x bh, W x bw averaging
-    if is_channels_last(x):  # row bands first (one product over x viewed N, H, W*C), then column bands
-        rows = torch.matmul(torch.cat(ah, 1).t(), x.permute(0, 2, 3, 1).reshape(n, h, w * c))  # N, sum bh, W*C
-        parts = rows.view(n, -1, w, c).split(bh, 1)  # per scale: N, bh, W, C
-        return [torch.matmul(a.t(), r).permute(0, 3, 1, 2) for a, r in zip(aw, parts)]  # N, C, bh, bw
-    cols = torch.matmul(x, torch.cat(aw, 1))  # N, C, H, sum bw: column bands first, then row bands
-    return [torch.matmul(a.t(), r) for a, r in zip(ah, cols.split(bw, 3))]  # N, C, bh, bw
+    member = _membership(h, w, scales, x)
+    pool = member / member.sum(0)  # H*W, B: averaging weights of each cell
+    if is_channels_last(x):
+        y = torch.matmul(pool.t(), x.permute(0, 2, 3, 1).reshape(n, h * w, c)).transpose(1, 2)  # N, C, B
+    else:
+        y = torch.matmul(x.reshape(n, c, h * w), pool)  # N, C, B
+    shapes = _cell_shapes(h, w, scales)
+    return [t.unflatten(2, s) for t, s in zip(y.split([a * b for a, b in shapes], 2), shapes)]
 
 
 def regions_to_pixels(zs: list[torch.Tensor], x: torch.Tensor, scales: tuple[int, ...]) -> torch.Tensor:
     """Eq. 2 on cell gates zs (per scale N, C, bh, bw): each position's mean over the scales of its cells' gates,
-    N, C, H, W in x's memory format and dtype. Spread along one axis per scale, then along the other for all
-    scales at once (the sum over scales is that product's inner dimension)."""
+    N, C, H, W in x's memory format and dtype."""
     n, c = x.shape[:2]
     h, w = int(x.shape[2]), int(x.shape[3])
-    (eh, bh), (ew, bw) = _bands(h, scales, x), _bands(w, scales, x)
-    eh = eh / len(scales)
-    zs = [z.to(x.dtype) for z in zs]
+    spread = _membership(h, w, scales, x) / len(scales)  # H*W, B
+    z = torch.cat([t.flatten(2) for t in zs], 2).to(x.dtype)  # N, C, B
     if is_channels_last(x):
-        rows = [torch.matmul(e, z.permute(0, 2, 3, 1)) for e, z in zip(ew.split(bw, 1), zs)]  # N, bh, W, C each
-        full = torch.matmul(eh, torch.cat(rows, 1).view(n, -1, w * c))  # N, H, W*C
-        return full.view(n, h, w, c).permute(0, 3, 1, 2)  # N, C, H, W (channels_last)
-    cols = [torch.matmul(e, z) for e, z in zip(eh.split(bh, 1), zs)]  # N, C, H, bw each
-    return torch.matmul(torch.cat(cols, 3), ew.t())  # N, C, H, W
+        return torch.matmul(spread, z.transpose(1, 2)).view(n, h, w, c).permute(0, 3, 1, 2)  # N, C, H, W
+    return torch.matmul(z, spread.t()).view(n, c, h, w)
 
 
 def _box_sums(cum: torch.Tensor, dim: int, t: int) -> torch.Tensor:
