@@ -281,6 +281,10 @@ operator's call. `bench_train.py --compare-old <commit>` builds the SE and MS-SA
 temporary git worktree of that commit, imported as `recalib_old`) and from this checkout, with the same
 arguments (so the same function), and times them interleaved in one process, CPU float32.
 
+`torch.compile` on CPU is not a free speed-up: its training step can be slower than eager, and with channels_last
+it was much slower on this machine, so `recalib train --compile` on a CPU logs a warning. Where a compile run
+exists, its compile ÷ eager table is below; channels_last was not compiled here (CPU time).
+
 """
 
 OPS_NOTE = """
