@@ -282,7 +282,7 @@ temporary git worktree of that commit, imported as `recalib_old`) and from this 
 arguments (so the same function), and times them interleaved in one process, CPU float32.
 
 `torch.compile` on CPU is not a free speed-up: its training step can be slower than eager, and with channels_last
-it was much slower on this machine, so `recalib train --compile` on a CPU logs a warning. Where a compile run
+it has been measured much slower on this 2-core machine, so `recalib train --compile` on a CPU logs a warning. Where a compile run
 exists, its compile ÷ eager table is below; channels_last was not compiled here (CPU time).
 
 """
