@@ -134,7 +134,7 @@ def network_section(compare: list[dict[str, Any]]) -> str:
             if mode == "compile" and (m, "eager", code, rc) in ips]
     if rows:
         out.append("\n`torch.compile` against eager on this CPU (compiled step time ÷ eager step time, > 1: compile is "
-                   "slower; the warm-up round that compiles is not counted):\n\n")
+                   "slower; the warm-up round that compiles is not counted; eager and compile may come from two runs at different machine load, so read the direction, not the digits):\n\n")
         out.append(_table(["model", "code/operator", "compile ÷ eager"], rows))
     return "".join(out)
 
