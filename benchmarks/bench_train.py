@@ -4,6 +4,7 @@
     python3 benchmarks/bench_train.py                 # CPU: short runs, ImageNet models at reduced size
     python3 benchmarks/bench_train.py --device cuda   # GPU: bf16 autocast, channels_last, torch.compile
     python3 benchmarks/bench_train.py --quick --out /tmp/train.json   # a few seconds: smoke run
+    python3 benchmarks/bench_train.py --compare-old 65da483 --threads 1   # old code vs this checkout, side by side
 
 Each measurement is one call of ``recalib.train.engine.train_one_epoch`` (SGD with Nesterov momentum, the
 paper's optimiser) over a ``recalib.data.DeviceLoader`` serving a synthetic uint8 data set held on the device
@@ -11,11 +12,22 @@ paper's optimiser) over a ``recalib.data.DeviceLoader`` serving a synthetic uint
 engine's ``images_per_s``. Per model, the operators are measured interleaved (one short epoch of each per
 round) after a warm-up epoch; medians over rounds are reported. Writes
 ``benchmarks/results/train-<device>.json`` and a Markdown table beside it.
+
+``--compare-old COMMIT`` instead times, in one process and interleaved, the SE and MS-SAR networks built by the
+code of COMMIT (checked out into a temporary git worktree, imported as ``recalib_old``, removed afterwards)
+against this checkout's, CPU float32, eager and ``torch.compile`` (NCHW cases only): ResNet-20 at 28x28 (one
+channel, batch 256), ResNet-56 at 32x32 (batch 128), ResNet-50 at 224x224 (batch 16, channels_last, eager only),
+plus timm's ``seresnet50`` beside ResNet-50. MS-SAR is the zoo default of this checkout; the old code is given
+the same arguments, so both compute the same function. Writes ``results/train-compare-<device>.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -53,6 +65,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="tiny batch, 1 step, 1 round: a smoke run")
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/train-<device>[-<tag>].json)")
     p.add_argument("--tag", default="", help="suffix of the default output name, e.g. 1thread")
+    p.add_argument("--compare-old", default=None, metavar="COMMIT", help="time COMMIT's SE/MS-SAR networks against this checkout's")
+    p.add_argument("--compare-modes", default="eager,compile", help="with --compare-old: eager and/or compile")
+    p.add_argument("--note", default="", help="free text stored in the JSON (e.g. what else ran on the machine)")
     return p.parse_args(argv)
 
 
@@ -163,8 +178,131 @@ def to_markdown(data: dict[str, Any]) -> str:
     return head + markdown_table(["model", "operator", "input", "batch", "images/s", "÷ SE"], rows)
 
 
+# ------------------------------------------------------------------------------ old code vs new ---
+# (model, input size, in_chans, batch, channels_last, modes); the issue's three networks.
+COMPARE_CASES = [
+    ("resnet20", 28, 1, 256, False, ("eager", "compile")),
+    ("resnet56", 32, 3, 128, False, ("eager", "compile")),
+    ("resnet50", 224, 3, 16, True, ("eager",)),
+]
+
+
+def _import_old(commit: str, root: Path) -> tuple[Any, Path]:
+    """COMMIT's ``recalib.models`` imported as ``recalib_old`` from a temporary git worktree."""
+    tmp = Path(tempfile.mkdtemp(prefix="recalib-old-"))
+    subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(tmp / "wt"), commit], check=True,
+                   capture_output=True)
+    pkg = tmp / "wt" / "src" / "recalib"
+    spec = importlib.util.spec_from_file_location("recalib_old", pkg / "__init__.py", submodule_search_locations=[str(pkg)])
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["recalib_old"] = module
+    spec.loader.exec_module(module)
+    import recalib_old.models  # type: ignore[import-not-found]
+
+    return recalib_old.models, tmp
+
+
+def _compare_models(old: Any, name: str, in_chans: int) -> dict[str, torch.nn.Module]:
+    """The networks of one case: SE and MS-SAR from each code base (MS-SAR with this checkout's zoo default)."""
+    new_mssar = create_model(name, recalib="mssar", in_chans=in_chans)
+    ops = [m for m in new_mssar.modules() if type(m).__name__ == "MSSAR"]
+    same = {"scales": ops[0].scales, "reduction": ops[0].reduction}
+    models = {"new/se": create_model(name, recalib="se", in_chans=in_chans), "new/mssar": new_mssar,
+              "old/se": old.create_model(name, recalib="se", in_chans=in_chans),
+              "old/mssar": old.create_model(name, recalib="mssar", recalib_args=same, in_chans=in_chans)}
+    if name == "resnet50":
+        import timm
+
+        models["timm/seresnet50"] = timm.create_model("seresnet50", num_classes=1000, in_chans=in_chans)
+    return models
+
+
+def compare(args: argparse.Namespace) -> dict[str, Any]:
+    device = torch.device("cpu")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    env = environment(device)
+    steps, rounds = args.steps or 1, args.rounds or 3
+    if args.quick:
+        steps, rounds = 1, 1
+    old, tmp = _import_old(args.compare_old, HERE.parent)
+    results: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    try:
+        for name, size, in_chans, batch, cl, modes in COMPARE_CASES:
+            if args.models != ",".join(MODELS) and name not in args.models.split(","):
+                continue
+            if args.quick:
+                size, batch = min(size, 32), 4
+            info = model_info(name)
+            loader = DeviceLoader(_synthetic(batch * steps, size, info.num_classes, in_chans), batch, train=True, device=device,
+                                  seed=0, pad=0 if size > 64 else 4, channels_last=cl)
+            for mode in [m for m in modes if m in args.compare_modes.split(",")]:
+                torch.manual_seed(0)
+                runs = {}
+                for key, model in _compare_models(old, name, in_chans).items():
+                    model = model.to(memory_format=torch.channels_last) if cl else model
+                    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-4)
+                    runs[key] = (torch.compile(model) if mode == "compile" else model, opt)
+                ips: dict[str, list[float]] = {k: [] for k in runs}
+                for r in range(-1, rounds):  # round -1: warm-up (oneDNN plans, compilation)
+                    for key, (model, opt) in runs.items():
+                        loader.set_epoch(max(r, 0))
+                        m = train_one_epoch(model, loader, opt, lr_at=lambda s: 0.01, step=0, device=device, channels_last=cl)
+                        if r >= 0:
+                            ips[key].append(m["images_per_s"])
+                med = {k: summarize(v)["median"] for k, v in ips.items()}
+                for key, v in ips.items():
+                    results.append({"model": name, "input_size": size, "in_chans": in_chans, "batch": batch,
+                                    "channels_last": cl, "mode": mode, "code": key.split("/")[0], "recalib": key.split("/")[1],
+                                    "images_per_s": v, "median_images_per_s": med[key]})
+                print(f"[{name} {size}px b{batch} {mode}] " + "  ".join(f"{k}={v:.2f}" for k, v in med.items()), flush=True)
+                print("partial:", [r for r in results if r["model"] == name and r["mode"] == mode], flush=True)
+    finally:
+        subprocess.run(["git", "-C", str(HERE.parent), "worktree", "remove", "--force", str(tmp / "wt")], check=False)
+    return {"schema": SCHEMA, "kind": "train-compare", "env": env,
+            "config": {"device": "cpu", "dtype": "float32", "old_commit": args.compare_old, "modes": args.compare_modes, "steps": steps, "rounds": rounds,
+                       "quick": args.quick, "note": args.note, "cases": [list(c) for c in COMPARE_CASES],
+                       "optimizer": "SGD lr 0.01, Nesterov momentum 0.9, wd 1e-4"},
+            "ratios": compare_ratios(results), "results": results, "wall_seconds": time.perf_counter() - started}
+
+
+def compare_ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per case and mode: training-step time ratios (inverse throughput ratios; > 1 means slower)."""
+    by: dict[tuple[str, str], dict[str, float]] = {}
+    for r in results:
+        by.setdefault((r["model"], r["mode"]), {})[f"{r['code']}/{r['recalib']}"] = r["median_images_per_s"]
+    out = []
+    for (model, mode), ips in by.items():
+        row = {"model": model, "mode": mode,
+               "new_mssar_over_se": ips["new/se"] / ips["new/mssar"], "old_mssar_over_se": ips["old/se"] / ips["old/mssar"],
+               "new_over_old_se": ips["old/se"] / ips["new/se"], "new_over_old_mssar": ips["old/mssar"] / ips["new/mssar"]}
+        if "timm/seresnet50" in ips:
+            row["recalib_se_over_timm_se"] = ips["timm/seresnet50"] / ips["new/se"]
+        out.append(row)
+    return out
+
+
+def compare_markdown(data: dict[str, Any]) -> str:
+    env, cfg = data["env"], data["config"]
+    head = (f"# Training step, old code ({cfg['old_commit']}) against this checkout ({env['git']['commit']}), CPU float32\n\n"
+            f"{env['device']['name']}, {env['device']['torch_threads']} thread(s), torch {env['versions']['torch']}, "
+            f"{env['date']}. Median over {cfg['rounds']} rounds of {cfg['steps']} step(s). Ratios of step times (> 1: "
+            f"slower). {cfg['note']}\n\n")
+    rows = [[r["model"], r["mode"], f"{r['old_mssar_over_se']:.2f}", f"{r['new_mssar_over_se']:.2f}", f"{r['new_over_old_se']:.2f}",
+             f"{r['new_over_old_mssar']:.2f}", f"{r['recalib_se_over_timm_se']:.2f}" if "recalib_se_over_timm_se" in r else "—"]
+            for r in data["ratios"]]
+    return head + markdown_table(["model", "mode", "MS-SAR ÷ SE (old)", "MS-SAR ÷ SE (new)", "SE new ÷ old",
+                                  "MS-SAR new ÷ old", "recalib SE ÷ timm SE"], rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
+    if args.compare_old:
+        data = compare(args)
+        save_results(data, "train-compare", HERE / "results", out=args.out, tag=args.tag, markdown=compare_markdown)
+        return 0
     data = run(args)
     save_results(data, "train", HERE / "results", out=args.out, tag=args.tag, markdown=to_markdown)
     return 0

@@ -6,8 +6,8 @@
 
 Every number in the document comes from those files (``ops-*.json`` from ``bench_ops.py``,
 ``train-*.json`` from ``bench_train.py``, ``profile-*.json`` from ``profile_ops.py``); the prose around them
-is fixed text. The targets are those of the performance issue; each is checked against the files and
-reported as met, missed (by how much) or not measured.
+is fixed text. It leads with the network-level comparison (``train-compare-*.json`` from ``bench_train.py
+--compare-old``) and the issue's targets for it; operator-level tables follow as information.
 """
 
 from __future__ import annotations
@@ -89,75 +89,48 @@ def _verdict(values: list[tuple[str, float | None]], limit: float, upper: bool =
     return f"**missed** (worst {worst_k}: {worst:.2f} vs {'≤' if upper else '≥'} {limit}, {by:.0f}% off)", measured
 
 
-def targets(ops_cpu: Ops | None, ops_gpu: Ops | None, train_cpu: dict | None, train_gpu: dict | None) -> str:
+# The issue's targets, all at the level a user feels: a whole network's training step (ratios of step times).
+NETWORK_TARGETS = [
+    ("resnet56", "eager", "new_mssar_over_se", 1.20, "ResNet-56 (32×32, batch 128): MS-SAR network ÷ SE network"),
+    ("resnet56", "compile", "new_mssar_over_se", 1.20, "ResNet-56, torch.compile: MS-SAR network ÷ SE network"),
+    ("resnet50", "eager", "new_mssar_over_se", 1.15,
+     "ResNet-50 (224, batch 16, channels_last), zoo default MS-SAR (reduction 16): MS-SAR ÷ SE network"),
+    ("resnet50", "eager", "recalib_se_over_timm_se", 1.00, "ResNet-50: recalib's SE-ResNet-50 ÷ timm's seresnet50"),
+]
+RATIO_COLUMNS = [("old_mssar_over_se", "MS-SAR ÷ SE, old"), ("new_mssar_over_se", "MS-SAR ÷ SE, new"),
+                 ("new_over_old_se", "SE network, new ÷ old"), ("new_over_old_mssar", "MS-SAR network, new ÷ old"),
+                 ("recalib_se_over_timm_se", "recalib SE ÷ timm SE")]
+
+
+def network_section(compare: list[dict[str, Any]]) -> str:
+    """The side-by-side runs of ``bench_train.py --compare-old``: targets, every ratio, compile against eager."""
+    if not compare:
+        return "No `train-compare-*.json` yet: run `python3 benchmarks/bench_train.py --compare-old <commit>`.\n"
+    ratios = {(r["model"], r["mode"]): (r, d) for d in compare for r in d["ratios"]}
+    out = []
+    for d in compare:
+        cfg = d["config"]
+        out.append(f"* {_env_line(d)}; old code = commit `{cfg['old_commit']}`, modes {cfg['modes']}, "
+                   f"median of {cfg['rounds']} interleaved rounds of {cfg['steps']} step(s) after a warm-up. {cfg['note']}\n")
     rows = []
-
-    def ratios(o: Ops | None, mode: str, fmt: str, shapes: list[tuple[int, ...]], a: str, b: str) -> list[tuple[str, float | None]]:
-        if o is None:
-            return []
-        return [(f"{_shape(s[1:])} {fmt}", o.ratio(mode, fmt, s, a, b)) for s in shapes]
-
-    cl, nchw = "channels_last", "nchw"
-    for label, vals, limit in [
-        ("CPU fp32: MS-SAR / SE at 56×56 and 28×28, channels_last", ratios(ops_cpu, "eager", cl, IMAGENET[:2], "mssar", "se"), 1.3),
-        ("CPU fp32: MS-SAR / SE at 14×14 and 7×7, channels_last", ratios(ops_cpu, "eager", cl, IMAGENET[2:], "mssar", "se"), 2.0),
-        ("CPU fp32: MS-SAR / SE at the CIFAR shapes, both formats",
-         ratios(ops_cpu, "eager", nchw, CIFAR, "mssar", "se") + ratios(ops_cpu, "eager", cl, CIFAR, "mssar", "se"), 2.5),
-        ("CPU fp32: MS-SAR / SE in NCHW, every shape", ratios(ops_cpu, "eager", nchw, CIFAR + IMAGENET, "mssar", "se"), 3.0),
-    ]:
-        v, m = _verdict(vals, limit)
-        rows.append([label, f"≤ {limit}", m, v])
-    # the same with SE's hidden budget, for reference
-    for label, vals, limit in [
-        ("(for reference, not a target) MS-SAR reduction=16 (SE's hidden budget) / SE, 14×14 and 7×7 channels_last",
-         ratios(ops_cpu, "eager", cl, IMAGENET[2:], "mssar_r16", "se"), 2.0),
-        ("(for reference, not a target) MS-SAR reduction=16 / SE, NCHW every shape", ratios(ops_cpu, "eager", nchw, CIFAR + IMAGENET, "mssar_r16", "se"), 3.0),
-        ("(for reference, not a target) MS-SAR / timm's SEModule at the CIFAR shapes, both formats",
-         ratios(ops_cpu, "eager", nchw, CIFAR, "mssar", "timm_se") + ratios(ops_cpu, "eager", cl, CIFAR, "mssar", "timm_se"), 2.5),
-    ]:
-        v, m = _verdict(vals, limit)
-        rows.append([label, f"≤ {limit}", m, v])
-    for mode, limit in (("compile", 1.25), ("eager", 2.0)):
-        v, m = _verdict(ratios(ops_gpu, mode, cl, CIFAR + IMAGENET, "mssar", "se"), limit)
-        rows.append([f"GPU bf16 + channels_last, {mode}: MS-SAR / SE, every shape", f"≤ {limit}", m, v])
-    vals = ratios(ops_cpu, "eager", nchw, IMAGENET, "mssar_obvious", "mssar") + ratios(ops_cpu, "eager", cl, IMAGENET, "mssar_obvious", "mssar")
-    v, m = _verdict(vals, 4.0, upper=False)
-    rows.append(["CPU: obvious MS-SAR / our MS-SAR at the ImageNet shapes", "≥ 4", m, v])
-    for o, where in ((ops_cpu, "CPU"), (ops_gpu, "GPU")):
-        if o is None and where == "GPU":
-            rows.append([f"{where}: our SE / timm SEModule, every case", "≤ 1", "—", "not measured"])
-            rows.append([f"{where}: our SGE / official SGE formulation", "≤ 1", "—", "not measured"])
-            continue
-        cases = [(mode, fmt) for mode in o.data["config"]["modes"] for fmt in o.data["config"]["formats"]] if o else []
-        vals = [v for mode, fmt in cases for v in ratios(o, mode, fmt, CIFAR + IMAGENET, "se", "timm_se")]
-        v, m = _verdict(vals, 1.0)
-        rows.append([f"{where}: our SE / timm SEModule, every case", "≤ 1", m, v])
-        vals = [v for mode, fmt in cases for v in ratios(o, mode, fmt, CIFAR + IMAGENET, "sge", "sge_ref")]
-        v, m = _verdict(vals, 1.0)
-        rows.append([f"{where}: our SGE / official SGE formulation (it fails on channels_last)", "≤ 1", m, v])
-    for t, where, limit in ((train_cpu, "CPU", 0.8), (train_gpu, "GPU (compiled)", 0.9)):
-        val = None
-        if t is not None:
-            by = {(r["model"], r["recalib"]): r["median_images_per_s"] for r in t["results"]}
-            if ("resnet56", "mssar") in by and ("resnet56", "se") in by:
-                val = by[("resnet56", "mssar")] / by[("resnet56", "se")]
-        v, m = _verdict([("resnet56", val)], limit, upper=False)
-        rows.append([f"{where}: ResNet-56 + MS-SAR / SE-ResNet-56 training images/s", f"≥ {limit}", m, v])
-    runs = sorted((ROOT / "results").glob("*fashion*mnist*/**/summary.json")) if (ROOT / "results").exists() else []
-    fm_rows = []
-    for path in runs:
-        summ = json.loads(path.read_text())
-        if "cuda" in str(summ.get("device", "")):
-            fm_rows.append((str(path.parent.relative_to(ROOT)), float(summ["wall_seconds"]), summ.get("epochs_completed")))
-    if fm_rows:
-        best = min(fm_rows, key=lambda r: r[1])
-        verdict = "**met**" if best[1] < 300 and best[2] == 160 else f"**missed** ({best[1] / 60:.1f} min, {best[2]} epochs)"
-        measured = "; ".join(f"`{p}`: {w / 60:.1f} min, {e} epochs" for p, w, e in fm_rows)
-    else:
-        verdict, measured = "not measured (no GPU was lent)", "—"
-    rows.append(["GPU: paper-cifar-resnet recipe, ResNet-20 + MS-SAR, Fashion-MNIST, 160 epochs incl. evaluation", "< 5 min",
-                 measured, verdict])
-    return markdown_table(["target", "limit", "measured (ratio of medians)", "verdict"], rows, align="lcll")
+    for model, mode, key, limit, label in NETWORK_TARGETS:
+        r = ratios.get((model, mode))
+        val = r[0].get(key) if r else None
+        verdict, measured = _verdict([(f"`{r[1]['_file']}`" if r else "", val)], limit)
+        rows.append([label, f"≤ {limit:.2f}", measured, verdict])
+    out.append("\n" + markdown_table(["target (training step time ratio)", "limit", "measured", "verdict"], rows, align="lcll"))
+    rows = [[model, mode, *[_f(r.get(k)) if r.get(k) is not None else "—" for k, _ in RATIO_COLUMNS]]
+            for (model, mode), (r, _) in ratios.items()]
+    out.append("\nEvery ratio (> 1: the numerator's step is slower):\n\n")
+    out.append(markdown_table(["model", "mode", *[c for _, c in RATIO_COLUMNS]], rows))
+    ips = {(r["model"], r["mode"], r["code"], r["recalib"]): r["median_images_per_s"] for d in compare for r in d["results"]}
+    rows = [[m, f"{code}/{rc}", _f(ips[(m, "eager", code, rc)] / v)] for (m, mode, code, rc), v in ips.items()
+            if mode == "compile" and (m, "eager", code, rc) in ips]
+    if rows:
+        out.append("\n`torch.compile` against eager on this CPU (compiled step time ÷ eager step time, > 1: compile is "
+                   "slower; the warm-up round that compiles is not counted; eager and compile may come from two runs at different machine load, so read the direction, not the digits):\n\n")
+        out.append(markdown_table(["model", "code/operator", "compile ÷ eager"], rows))
+    return "".join(out)
 
 
 def ops_section(o: Ops) -> str:
@@ -239,6 +212,7 @@ comes from those files; do not edit by hand).
 | what | command (from a clone, `pip install -e .`) | output |
 |---|---|---|
 | operator forward+backward times | `python3 benchmarks/bench_ops.py` | `benchmarks/results/ops-<device>.json` + `.md` |
+| training step, old code against this checkout | `python3 benchmarks/bench_train.py --compare-old 65da483 --threads 1 --compare-modes eager --tag eager` (and `--compare-modes compile --tag compile`) | `benchmarks/results/train-compare-<device>-<tag>.json` + `.md` |
 | training throughput | `python3 benchmarks/bench_train.py` | `benchmarks/results/train-<device>.json` + `.md` |
 | profiles behind the shortfalls | `python3 benchmarks/profile_ops.py` | `benchmarks/results/profile-<device>.json` |
 | this document | `python3 benchmarks/make_performance_doc.py` | `docs/performance.md` |
@@ -251,44 +225,18 @@ which the candidates run interleaved, one call each, after warm-up; the JSON fil
 device, the library versions, the git commit (and whether the tree was dirty) and the date. On a shared CPU,
 compare ratios measured in the same run, not absolute times across runs.
 
-## What the fast paths do
+## How the operators are implemented
 
-* **One full-resolution pattern for SE, GE-θ⁻ (global) and MS-SAR** (`recalib/modules/_regions.py`): pool x at
-  a grid of cells, compute a gate per cell with ordinary autograd ops, multiply x by the gate broadcast over each
-  cell. On the eager autograd path pooling and multiply are a pair of autograd functions: the multiply's backward
-  forms `g·x` once (reduced per cell into the gate's gradient) and hands it to the pooling's backward, which
-  writes `g·z + ∂mean/∂x` into that same buffer after the FCs' backward has run. Forward+backward allocates two
-  full-size tensors (output, input gradient) instead of five; on this CPU a fresh full-size allocation costs more
-  than the arithmetic (page faults), so this is most of SE's and MS-SAR's speed-up. Under `torch.compile`, tracing
-  or ONNX export the same function is written with plain differentiable ops, which the compiler fuses itself.
-  Second-order gradients through the eager fast path raise (set the class's `_fast_paths = False` for them).
-* **MS-SAR regional**: pool once at the common refinement of all scales (strided average pooling in
-  channels_last when cells are equal; two thin GEMMs over H then W otherwise; one thin GEMM with the
-  cells×(H·W) averaging matrix in NCHW). Every scale's cell means come from the refinement by one small matrix
-  product (`derive`, exact for unequal cells — 7×7 and 14×14 — and for scales that do not nest), each scale's
-  two FCs run as one GEMM each on its K² vectors, and the scales' gates are averaged back onto the refinement by
-  one more small product (`combine`). The gate is never formed at full resolution per scale: in channels_last it
-  is expanded along W only (a tensor 1/band-height of x) and broadcast over the rows of each band by a strided
-  multiply; in NCHW (rows of 7–56 floats are too short to broadcast efficiently) it is spread over the planes by
-  one thin GEMM written straight into the output buffer, then multiplied in place.
-* **Batched FCs across scales, and why not**: a block-diagonal FC over all scales (one GEMM of all scales' vectors
-  against all scales' weights) multiplies the FC work by L (3), and at the large-C ImageNet shapes, where the
-  paper's D' = C/L makes MS-SAR's FCs the dominant cost, that is a 3× loss; at the CIFAR shapes the FCs are a few
-  microseconds each and the per-op overhead is the same either way. So each scale keeps its own GEMM (a Python
-  loop over the L ≤ 4 scales; never over positions or cells), and the derive/combine products replace every
-  other per-scale operation.
-* **MS-SAR sliding**: one integral image for all scales; each scale's window sums are two shifted slices of it
-  per axis (the border clipping is a repeated last value and a zero prefix), so the cost does not depend on K and
-  no gather runs. Its FCs run at every position (the paper's definition), so it costs far more than the regional
-  strategy at large C: it is timed for completeness and is not part of the targets.
-* **SE**: `mean`, not adaptive pooling, and the fused pair above. **SGE**: the grouping is a view in both memory
-  formats (correct on channels_last, where the official `view(b*g, -1, h, w)` raises); similarities are one
-  batched GEMM (≥ 8 channels per group) or a short product-sum; the normalisation is one `addcmul`; and the same
-  fused-pair pattern writes `dx = g·z + v⊗ds + (x·ds)/m` into the one buffer the backward allocates.
-* **Correctness**: `tests/modules/test_fast_paths.py` checks every fast path against the same function written
-  with plain autograd ops (outputs, input and parameter gradients, BN statistics; float64; NCHW, channels_last,
-  strided inputs, unequal cells, empty bands, context, autocast); `tests/test_benchmarks_baselines.py` checks that
-  the benchmark baselines compute our operators' functions with our parameters.
+Plain autograd, no custom `autograd.Function` (`docs/operators.md`): each operator's forward is its paper's
+equations, its learnable layers are called submodules, and composability (double backward, `torch.func`,
+`torch.fx`, `torch.compile(fullgraph=True)`, `torch.export`, ONNX) is tested for every variant in
+`tests/modules/test_composability.py`. MS-SAR's regional cell means of all scales are one matrix product of x
+with the 0/1 cell-membership matrix (H·W × Σ cells, 21 cells for scales 1, 2, 4) scaled by the cell sizes, and
+Eq. 2 (each position's mean over the scales of its cells' gates) is one product with its transpose; both follow
+x's memory format. A separable variant (row bands, then column bands: 7 multiply-adds per element instead of 21)
+was measured slower at the CIFAR shapes (many tiny batched products) and no faster at 56×56, so it was dropped. The sliding strategy uses one integral image for every scale. Until commit 65da483 the operators used a
+pair of fused autograd functions that shared a buffer between the multiply's and the pooling's backward; the
+network-level tables at the top say what removing them cost.
 
 Baselines (`benchmarks/baselines.py`): the *obvious MS-SAR* is the issue's formulation (per scale adaptive
 average pooling — the averaging matrices of docs/spec.md's partition where K does not divide the map, since adaptive pooling's windows
@@ -304,17 +252,10 @@ def render(results: Path, include_quick: bool = False) -> str:
     prof = _load(results, "profile", include_quick)
     cpu_ops = [Ops(d) for d in ops if d["env"]["device"]["type"] == "cpu"]
     ops_gpu = next((Ops(d) for d in ops if d["env"]["device"]["type"] == "cuda"), None)
-    cpu_train = [d for d in train if d["env"]["device"]["type"] == "cpu"]
-    train_gpu = next((d for d in train if d["env"]["device"]["type"] == "cuda" and d["config"].get("compile")), None)
-    out = [INTRO, "\n## Targets\n"]
-    for o in cpu_ops or [None]:
-        tag = o.data["_file"][len("ops-"):] if o else ""
-        t = next((d for d in cpu_train if d["_file"][len("train-"):] == tag), cpu_train[0] if cpu_train else None)
-        if o is not None:
-            out.append(f"\nCPU rows from `{o.data['_file']}` ({o.data['env']['device']['torch_threads']} torch threads)"
-                       + (f" and `{t['_file']}` ({t['env']['device']['torch_threads']} threads)" if t else "") + ":\n")
-        out.append("\n" + targets(o, ops_gpu, t, train_gpu))
-    out.append(SHORTFALL_NOTE)
+    compare = _load(results, "train-compare", include_quick)
+    head, rest = INTRO.split("## Re-running", 1)
+    out = [head, "## The training step, old fused path against plain autograd\n\n", NETWORK_NOTE, network_section(compare)]
+    out += ["\n## Re-running" + rest, OPS_NOTE]
     if prof:
         out.append("\n## Profiles\n\n" + PROFILE_NOTE)
         out += [profile_section(p) for p in prof]
@@ -323,32 +264,30 @@ def render(results: Path, include_quick: bool = False) -> str:
     out.append("\n## Training throughput\n\n")
     out += [train_section(t) + "\n" for t in train] or ["No results yet.\n"]
     if not any(d["env"]["device"]["type"] == "cuda" for d in ops + train):
-        out.append("\n## GPU\n\nNo GPU was lent while this was measured: the GPU rows of the targets are not measured. "
+        out.append("\n## GPU\n\nNo GPU was lent while this was measured. "
                    "The scripts' GPU paths (CUDA events, bf16 autocast + channels_last, eager and `torch.compile`) run with "
                    "`--device cuda`; their results land beside the CPU files and this document picks them up.\n")
     return "".join(out)
 
 
-SHORTFALL_NOTE = """
-Reading the table: MS-SAR's full-resolution work is SE's (pool once, multiply once, one buffer in backward), so
-where a ratio is far above 1 the difference is elsewhere — see the profiles below. With the paper's default
-`reduction=1` (D' = C/L per scale) MS-SAR's FCs run on Σ K² = 21 vectors per sample with up to C/3 hidden units,
-against SE's one vector and C/16 hidden units: at 2048×7×7 that is about a hundred times SE's FC
-multiply-accumulates (the profile table gives the exact factor), a cost no memory-layout work can remove, so
-there MS-SAR is GEMM-bound. The `reduction=16` rows give MS-SAR SE's hidden budget (C/16 in total, split over
-the scales) for comparison; they are labelled as such and are not the paper's configuration.
+NETWORK_NOTE = """What a user feels is a whole network's training step (forward, backward, SGD update), not an
+operator's call. `bench_train.py --compare-old <commit>` builds the SE and MS-SAR networks from the old code (a
+temporary git worktree of that commit, imported as `recalib_old`) and from this checkout, with the same
+arguments (so the same function), and times them interleaved in one process, CPU float32.
 
-So the misses fall into three groups. (1) 14×14 and 7×7 with `reduction=1`, and the "≥ 4× faster than the obvious
-formulation" row at those shapes: both implementations spend most of their time in the same FC GEMMs (the
-"in matrix products" column of the 7×7 profile), so neither the ratio to SE nor the gain over the obvious
-formulation can exceed what the FC work allows; the targets assumed SE-sized FCs, which `reduction=16` has
-(its rows are much closer). (2) The CIFAR 8×8 shape: the maps are so small that MS-SAR's fixed number of small
-operations per call (pooling, the derive/combine products, three FCs with BN, the sigmoid, the broadcast
-multiply, and their backward) costs more than SE's whole work; the 8×8 profile shows no single dominant
-operation. (3) 28×28 channels_last: a small miss, and not a stable one. An earlier single-thread run on the
-same machine also missed, but in the profile of this shape below (a separate run), MS-SAR's call took about
-as long as SE's, or less. There the FCs are a small share, and the rest is the same full-resolution passes as
-SE's, with average pooling in place of a mean. We have not closed it. None of the targets is checked in CI.
+`torch.compile` on CPU is not a free speed-up: its training step can be slower than eager, and with channels_last
+it has been measured much slower on this 2-core machine, so `recalib train --compile` on a CPU logs a warning. Where a compile run
+exists, its compile ÷ eager table is below; channels_last was not compiled here (CPU time).
+
+"""
+
+OPS_NOTE = """
+## Operator-level timings and profiles (information)
+
+The tables below time single operators (forward + backward) at the CIFAR and ImageNet feature-map shapes. They
+are information, not targets: the files were measured at the commit each heading names, which for the committed
+files is the old fused code; the network-level ratios above are what changed for users. Re-run `bench_ops.py`
+and `profile_ops.py` to measure this checkout.
 """
 
 PROFILE_NOTE = """`profile_ops.py` runs the timed call under `torch.profiler` (self CPU time; the profiler's own overhead

@@ -47,10 +47,9 @@ def fc_macs(op: torch.nn.Module, shape: tuple[int, int, int, int]) -> int:
     if isinstance(op, SqueezeExcite):
         return n * 2 * c * op.hidden
     if isinstance(op, MSSAR):
-        from recalib.modules._regions import axis_partition
+        from recalib.modules._geometry import region_bands
 
-        ph, pw = axis_partition(h, op.scales), axis_partition(w, op.scales)
-        vectors = sum(n * len(ph.scale_sizes[i]) * len(pw.scale_sizes[i]) for i in range(len(op.scales)))
+        vectors = sum(n * (region_bands(h, k)[-1] + 1) * (region_bands(w, k)[-1] + 1) for k in op.scales)
         if op.strategy == "sliding":
             vectors = n * h * w * len(op.scales)
         return vectors * (op.in_channels + op.channels) * op.hidden

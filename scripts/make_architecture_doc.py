@@ -28,8 +28,10 @@ FLOORS = ("modules", "models", "data", "train", "studies", "cli")
 WHERE: tuple[tuple[str, str, str, str], ...] = (
     ("the MS-SAR operator (Eq. 1-3)", "modules/mssar.py", "MSSAR",
      "one module per operator family; its docstring names the paper's equations"),
-    ("the MS-SAR pooling (regional cells)", "modules/_regions.py", "cell_means",
-     "mean of every K x K cell of every scale; the sliding windows are in the same file"),
+    ("the MS-SAR pooling (regional cells)", "modules/_pooling.py", "region_means",
+     "mean of every K x K cell of every scale; `window_means` (sliding) and `regions_to_pixels` (Eq. 2) beside it"),
+    ("the MS-SAR geometry (cell bounds, windows)", "modules/_geometry.py", "region_bands",
+     "pure Python, cached: the partition of docs/spec.md and the sliding window sizes"),
     ("the operator registry and spec strings", "modules/registry.py", "parse_recalib_spec",
      "`\"mssar(scales=(1, 2))\"` -> name and arguments; `build_recalib` builds one"),
     ("the model zoo", "models/__init__.py", "create_model", "every backbone by name, with an operator slot"),

@@ -61,7 +61,16 @@ def test_benchmark_scripts_quick(tmp_path: Path) -> None:
     data = json.loads(prof.read_text())
     assert data["schema"] == "recalib-profile-ops/1" and all("table" in r and r["fc_macs_forward"] >= 0 for r in data["results"])
 
+    compare = tmp_path / "train-compare-cpu.json"  # this checkout against itself: the side-by-side machinery
+    _run("bench_train.py", "--compare-old", "HEAD", "--compare-modes", "eager", "--quick", "--threads", "1", "--out", str(compare))
+    data = json.loads(compare.read_text())
+    assert data["kind"] == "train-compare" and data["config"]["old_commit"] == "HEAD"
+    assert {(r["model"], r["code"], r["recalib"]) for r in data["results"]} >= {("resnet56", c, rc) for c in ("old", "new")
+                                                                                for rc in ("se", "mssar")}
+    assert {r["model"] for r in data["ratios"]} == {"resnet20", "resnet56", "resnet50"}
+
     doc = tmp_path / "performance.md"
     _run("make_performance_doc.py", "--results", str(tmp_path), "--out", str(doc), "--include-quick")
     text = doc.read_text()
-    assert text.startswith("# Performance") and "## Targets" in text and "ops-cpu.json" in text
+    assert text.startswith("# Performance") and "## The training step" in text and "train-compare-cpu.json" in text
+    assert "ops-cpu.json" in text

@@ -199,3 +199,22 @@ def test_torch_compile_multi_stage_densenet_forward_backward() -> None:
     torch.testing.assert_close(out_c, out_e, rtol=1e-4, atol=1e-5)
     for gc, ge in zip(grads_c, grads_e):
         torch.testing.assert_close(gc, ge, rtol=1e-3, atol=1e-5)
+
+
+# ------------------------------------------------------------------------ MS-SAR's width per family ---
+@pytest.mark.parametrize("name", ["resnet18", "resnet34", "resnet50", "resnet101", "resnext50_32x4d"])
+def test_imagenet_mssar_has_the_parameters_of_se(name: str) -> None:
+    """The paper's Table 5 gives MS-SAR the parameters of SE on ImageNet: the zoo's reduction 16, within 1 %."""
+    with torch.device("meta"):
+        counts = {op: sum(p.numel() for p in create_model(name, recalib=op).parameters()) for op in ("se", "mssar")}
+        wide = create_model(name, recalib="mssar", recalib_args={"reduction": 1})
+        text = create_model(name, recalib="mssar(reduction=2)")
+    assert abs(counts["mssar"] / counts["se"] - 1) < 0.01
+    assert all(m.reduction == 1 for m in wide.modules() if type(m).__name__ == "MSSAR")  # recalib_args override
+    assert all(m.reduction == 2 for m in text.modules() if type(m).__name__ == "MSSAR")  # so does the text
+
+
+def test_cifar_mssar_keeps_d_over_l() -> None:
+    with torch.device("meta"):
+        plain, mssar = (sum(p.numel() for p in create_model("resnet56", recalib=op).parameters()) for op in ("none", "mssar"))
+    assert mssar - plain == 96_120  # Section 4.1's D' = D/L, unchanged

@@ -56,14 +56,17 @@ def test_non_nested_scales_match_reference(scales: tuple[int, ...], shape: tuple
     torch.testing.assert_close(op.gate(x), mssar_gate_loops(op, x), rtol=1e-9, atol=1e-10)
 
 
-@pytest.mark.parametrize("shape", [(2, 8, 8, 8), (2, 8, 16, 12), (2, 8, 4, 4)], ids=lambda s: "x".join(map(str, s)))
-def test_fast_path_equals_general_path(shape: tuple[int, ...], monkeypatch: pytest.MonkeyPatch) -> None:
-    op = MSSAR(shape[1]).train()
-    x = torch.randn(shape)
-    fast_out, fast_gate = op(x), op.gate(x)
-    monkeypatch.setattr(MSSAR, "_fast_paths", False)
-    torch.testing.assert_close(op(x), fast_out, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(op.gate(x), fast_gate, rtol=1e-5, atol=1e-6)
+@pytest.mark.parametrize("strategy", ["regional", "sliding"])
+@pytest.mark.parametrize("shape", [(2, 8, 8, 8), (2, 8, 16, 12), (2, 8, 7, 5)], ids=lambda s: "x".join(map(str, s)))
+def test_channels_last_input_matches_loop_reference(shape: tuple[int, ...], strategy: str) -> None:
+    op = MSSAR(shape[1], strategy=strategy).double().train()
+    x = torch.randn(shape, dtype=torch.float64)
+    want = mssar_gate_loops(op, x)
+    xc = x.contiguous(memory_format=torch.channels_last)
+    out = op(xc)
+    torch.testing.assert_close(op.gate(xc), want, rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(out, x * want, rtol=1e-9, atol=1e-10)
+    assert out.is_contiguous(memory_format=torch.channels_last)
 
 
 def _affected(op: MSSAR, x: torch.Tensor, pos: tuple[int, int]) -> torch.Tensor:

@@ -34,7 +34,7 @@ def per_scale_gates(op: MSSAR, x: torch.Tensor, context: torch.Tensor | None = N
         single.fc1[0].load_state_dict(op.fc1[i].state_dict())
         single.bn[0].load_state_dict(op.bn[i].state_dict())
         single.fc2[0].load_state_dict(op.fc2[i].state_dict())
-        single.to(device=x.device, dtype=op._weight(op.fc1, i).dtype).train(op.training)
+        single.to(device=x.device, dtype=next(op.parameters()).dtype).train(op.training)
         gates.append(single.gate(x, context))
     return gates
 

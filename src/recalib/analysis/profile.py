@@ -22,7 +22,7 @@ from typing import Any
 from .._format import format_significant, markdown_table
 from .._io import atomic_write, write_text_atomic
 from ..models import OPERATOR_PLACEMENT_KWARGS, create_model, list_models, model_info, resolve_recalib
-from ..modules import parse_recalib_spec
+from ..modules import MSSAR, parse_recalib_spec
 from .complexity import complexity
 
 __all__ = ["profile_table", "split_list", "to_markdown", "write_csv", "write_markdown", "configure_parser", "run"]
@@ -103,8 +103,18 @@ def profile_table(
             row["extra_macs_pct"] = _pct(c["macs"], base["macs"])
             row["extra_elementwise_pct"] = _pct(c["elementwise"], base["elementwise"])
             row["note"] = ""
+            row["width"] = _width_note(model)
             rows.append(row)
     return rows
+
+
+def _width_note(model: Any) -> str:
+    """MS-SAR's hidden width as built (the zoo's default differs per family: docs/spec.md, section 1)."""
+    ops = [m for m in model.modules() if isinstance(m, MSSAR)]
+    if not ops:
+        return ""
+    r, n = ops[0].reduction, len(ops[0].scales)
+    return f"D' = C/{n}" if r == 1 else f"D' = C/({n}*{r})"
 
 
 def _fmt_pct(p: float | None) -> str:
@@ -115,7 +125,8 @@ def to_markdown(rows: Sequence[dict[str, Any]]) -> str:
     """A Markdown table of :func:`profile_table`'s rows (figures with 4 significant digits)."""
     header = ["model", "operator", "input", "params", "MACs", "elementwise", "extra params", "extra MACs",
               "extra elementwise"]
-    body = [[r["model"], r["recalib"], r["input_size"], format_significant(r["params"]),
+    body = [[r["model"], r["recalib"] + (f" ({wd})" if (wd := r.get("width")) else ""), r["input_size"],
+             format_significant(r["params"]),
              format_significant(r["macs"]), format_significant(r["elementwise"]), _fmt_pct(r["extra_params_pct"]),
              _fmt_pct(r["extra_macs_pct"]), _fmt_pct(r["extra_elementwise_pct"])] for r in rows]
     return markdown_table(header, body, align="---rrrrrr") + "\n"

@@ -19,7 +19,8 @@ Per-operator defaults that adapt to small channel counts (applied only when the 
   extent): the stage's feature size, when the model was built with ``img_size``.
 
 Everything else keeps the operator's own default (SE ``reduction=16`` gives a hidden width of 1 on 16 channels,
-exactly as the formula ``max(1, C // r)`` says; MS-SAR ``scales=(1, 2, 4)``, ``reduction=1``; GE global theta-).
+exactly as the formula ``max(1, C // r)`` says; MS-SAR ``scales=(1, 2, 4)``, ``reduction=1``; GE global theta-),
+except that the ImageNet ResNets give MS-SAR ``reduction=16``, the paper's Table 5 budget (``imagenet_resnet.py``).
 
 Initialisation (He et al. 2015, as torchvision and the original Torch ResNets): every backbone convolution
 ``kaiming_normal_(mode="fan_out", nonlinearity="relu")``, BatchNorm weight 1 and bias 0, linear layers keep

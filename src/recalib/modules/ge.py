@@ -10,7 +10,7 @@ Networks", NeurIPS 2018, arXiv:1810.12348, Section 3 and the official code.
 * excite: ``theta-``/``theta``: Z = sigmoid(nearest-upsample(gathered) to H x W); ``theta+``: ReLU after the
   gather, then an SE-style MLP C -> C // reduction -> C with biases, then the sigmoid and the upsampling.
 
-Deviations: none from SPEC section 3. The sigmoid is applied before the nearest-neighbour upsampling,
+Deviations: none from docs/spec.md, section 3. The sigmoid is applied before the nearest-neighbour upsampling,
 which is the same function (upsampling copies values) at a fraction of the cost. timm's GatherExcite is
 not used as an oracle: it cannot be built except as theta- without MLP (timm >= 1.0.21).
 """
@@ -24,7 +24,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import _validate
-from ._regions import cell_grid, recalibrate
 from .registry import register_recalib
 
 __all__ = ["GatherExcite"]
@@ -42,6 +41,19 @@ def _pair(value: object, owner: str) -> tuple[int, int]:
     ):
         raise ValueError(f"{owner}: feat_size must be a positive int or a pair (H, W) of them, got {value!r}")
     return int(value[0]), int(value[1])
+
+
+def _check(x: torch.Tensor, channels: int, feat_size: tuple[int, int] | None) -> None:
+    """Input checks; ``feat_size``: the map size a global theta/theta+ gather was built for (None: any)."""
+    _validate.check_input(x, channels, "GatherExcite")
+    if feat_size is not None and tuple(x.shape[2:]) != feat_size:
+        raise ValueError(
+            f"GatherExcite: built for a global gather over {feat_size[0]}x{feat_size[1]} maps "
+            f"(feat_size), got input of spatial size {x.shape[2]}x{x.shape[3]}"
+        )
+
+
+torch.fx.wrap("_check")  # shape-dependent Python stays out of torch.fx graphs
 
 
 @register_recalib("ge")
@@ -113,39 +125,29 @@ class GatherExcite(nn.Module):
 
     def _small_gate(self, x: torch.Tensor) -> torch.Tensor:
         """The gate at the gathered resolution: N, C, h, w (h = w = 1 for a global extent)."""
-        _validate.check_input(x, self.channels, "GatherExcite")
-        if self.gather is None:  # theta-
-            if self.extent == 0:
-                g = x.mean((2, 3), keepdim=True)  # N, C, 1, 1
-            else:
-                e = self.extent
-                g = F.avg_pool2d(x, 2 * e - 1, stride=e, padding=e - 1, count_include_pad=False)
-        else:
-            if self.extent == 0 and self.feat_size is not None and tuple(x.shape[2:]) != self.feat_size:
-                raise ValueError(
-                    f"GatherExcite: built for a global gather over {self.feat_size[0]}x{self.feat_size[1]} maps "
-                    f"(feat_size), got input of spatial size {x.shape[2]}x{x.shape[3]}"
-                )
+        _check(x, self.channels, self.feat_size if self.gather is not None and self.extent == 0 else None)
+        if self.gather is not None:  # theta, theta+
             g = self.gather(x)
+        elif self.extent == 0:  # theta-, global
+            g = x.mean((2, 3), keepdim=True)  # N, C, 1, 1
+        else:  # theta-: average pooling, padding excluded from the average
+            e = self.extent
+            g = F.avg_pool2d(x, 2 * e - 1, stride=e, padding=e - 1, count_include_pad=False)
         if self.mlp is not None:
             g = self.mlp(g)
         return torch.sigmoid(g).to(x.dtype)
 
+    def _excite(self, x: torch.Tensor) -> torch.Tensor:
+        """The gate broadcastable to x: N, C, 1, 1 (global) or nearest-upsampled to N, C, H, W."""
+        z = self._small_gate(x)
+        return z if self.extent == 0 else F.interpolate(z, size=x.shape[2:], mode="nearest")
+
     def gate(self, x: torch.Tensor) -> torch.Tensor:
         """The gate Z in (0, 1), expanded to ``x.shape``."""
-        z = self._small_gate(x)
-        if z.shape[2:] != x.shape[2:]:
-            z = F.interpolate(z, size=x.shape[2:], mode="nearest")
-        return z.expand_as(x)
+        return self._excite(x).expand_as(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.gather is None and self.extent == 0 and self.mlp is None:  # x * sigmoid(GAP(x)): SE's fused kernels
-            _validate.check_input(x, self.channels, "GatherExcite")
-            return recalibrate(x, torch.sigmoid, cell_grid(int(x.shape[2]), int(x.shape[3])))
-        z = self._small_gate(x)
-        if z.shape[2] == 1 and z.shape[3] == 1:
-            return x * z  # broadcast, no up-sampling
-        return x * F.interpolate(z, size=x.shape[2:], mode="nearest")
+        return x * self._excite(x)
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, extent={self.extent}, variant={self.variant!r}, feat_size={self.feat_size}"

@@ -6,9 +6,12 @@ import torch
 from torch import nn
 
 from . import _validate
+from ._validate import check_input
 from .registry import register_recalib
 
 __all__ = ["Identity"]
+
+torch.fx.wrap("check_input")  # shape-dependent Python stays out of torch.fx graphs
 
 
 @register_recalib("none")
@@ -21,11 +24,11 @@ class Identity(nn.Module):
 
     def gate(self, x: torch.Tensor) -> torch.Tensor:
         """A gate of ones with ``x``'s shape, dtype and memory format."""
-        _validate.check_input(x, self.channels, "Identity")
+        check_input(x, self.channels, "Identity")
         return torch.ones_like(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _validate.check_input(x, self.channels, "Identity")
+        check_input(x, self.channels, "Identity")
         return x
 
     def extra_repr(self) -> str:

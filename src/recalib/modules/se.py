@@ -1,13 +1,13 @@
 """Squeeze-and-excitation (SE).
 
-Hu, Shen, Sun, "Squeeze-and-Excitation Networks", CVPR 2018, arXiv:1709.01507, Section 3 (Eq. 2-4).
+Hu, Shen, Sun, "Squeeze-and-Excitation Networks", CVPR 2018, arXiv:1709.01507, Section 3 (Eq. 2-4);
+docs/spec.md, section 2.
 
 Z = sigmoid(W2 ReLU(W1 GAP(X) + b1) + b2), hidden width exactly ``channels // reduction`` (at least 1),
-both layers with bias as in the released models. Deviations: none. GAP is ``mean`` (SPEC section 2); on the
-eager autograd path squeeze and scale are one fused autograd pair (``_regions.recalibrate`` on the 1 x 1
-grid) whose backward allocates one full-size tensor instead of four (``docs/performance.md``). Unlike timm's ``SEModule`` default we
-never round the hidden width to a multiple of 8; ``SEModule(channels, rd_channels=channels // r)`` computes
-the same function and its state dict (``fc1.*``, ``fc2.*``) loads into this module unchanged.
+both layers with bias as in the released models. Deviations: none. GAP is ``mean`` (docs/spec.md, section 2).
+Unlike timm's ``SEModule`` default we never round the hidden width to a multiple of 8;
+``SEModule(channels, rd_channels=channels // r)`` computes the same function and its state dict
+(``fc1.*``, ``fc2.*``) loads into this module unchanged.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import _validate
-from ._regions import cell_grid, recalibrate
+from ._validate import check_input
 from .registry import register_recalib
 
 __all__ = ["SqueezeExcite"]
+
+torch.fx.wrap("check_input")
 
 
 @register_recalib("se")
@@ -43,22 +45,18 @@ class SqueezeExcite(nn.Module):
         self.fc1 = nn.Conv2d(channels, self.hidden, 1, bias=True)
         self.fc2 = nn.Conv2d(self.hidden, channels, 1, bias=True)
 
-    def _excite(self, s: torch.Tensor) -> torch.Tensor:
-        """Squeezed vectors N, 1, 1, C (the spatial means) -> the gate N, 1, 1, C."""
-        n = s.shape[0]
-        h = F.relu(F.linear(s.reshape(n, self.channels), self.fc1.weight.flatten(1), self.fc1.bias))  # N, C/r
-        z = torch.sigmoid(F.linear(h, self.fc2.weight.flatten(1), self.fc2.bias))  # N, C
-        return z.view(n, 1, 1, self.channels)
+    def _gate(self, x: torch.Tensor) -> torch.Tensor:
+        """The gate N, C, 1, 1 (Eq. 2-3)."""
+        check_input(x, self.channels, "SqueezeExcite")
+        s = x.mean((2, 3), keepdim=True)  # N, C, 1, 1: the squeeze (mean, not adaptive pooling)
+        return torch.sigmoid(self.fc2(F.relu(self.fc1(s))))  # N, C, 1, 1: the excitation
 
     def gate(self, x: torch.Tensor) -> torch.Tensor:
         """The gate Z in (0, 1), expanded to ``x.shape``."""
-        _validate.check_input(x, self.channels, "SqueezeExcite")
-        s = x.mean((2, 3))[:, None, None, :]  # N, 1, 1, C  (mean, not adaptive pooling: see SPEC section 2)
-        return self._excite(s).to(x.dtype).permute(0, 3, 1, 2).expand_as(x)
+        return self._gate(x).to(x.dtype).expand_as(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _validate.check_input(x, self.channels, "SqueezeExcite")
-        return recalibrate(x, self._excite, cell_grid(int(x.shape[2]), int(x.shape[3])))
+        return x * self._gate(x).to(x.dtype)  # Eq. 4, broadcast over H, W
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, reduction={self.reduction}, hidden={self.hidden}"

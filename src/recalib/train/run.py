@@ -440,6 +440,9 @@ def _train(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, 
         _remove_run_files(out)
     distributed.barrier()
 
+    if cfg.compile and device.type == "cpu":
+        log("warning: --compile on CPU: torch.compile's training step can be slower than eager there, much slower "
+            "with channels_last (docs/performance.md); measure before relying on it")
     raw = model  # unwrapped, uncompiled: what checkpoints hold and what evaluation runs
     compiled: nn.Module = torch.compile(raw) if cfg.compile else raw  # type: ignore[assignment]
     train_model: nn.Module = compiled
