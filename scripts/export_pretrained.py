@@ -49,6 +49,17 @@ def _card(entry: dict[str, Any], schedule: str) -> str:
     )
 
 
+def _same_weights(path: Path, state: dict[str, torch.Tensor]) -> bool:
+    """Whether ``path`` already holds exactly ``state`` (same names, dtypes, shapes and values)."""
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        return False
+    held = load_file(str(path))
+    return held.keys() == state.keys() and all(
+        held[k].dtype == v.dtype and held[k].shape == v.shape and torch.equal(held[k], v) for k, v in state.items())
+
+
 def _previous(manifest: dict[str, Any], tag: str, model: str, spec: str) -> dict[str, Any] | None:
     return next((e for e in manifest.get("weights", [])
                  if e["tag"] == tag and e["architecture"] == model and e["recalib"] == spec), None)
@@ -96,10 +107,11 @@ def export(args: argparse.Namespace) -> int:
             if str(trained_at).endswith("-dirty") and not args.allow_dirty:
                 raise ValueError(f"{chosen.out} was trained from a dirty tree ({trained_at}); pass --allow-dirty")
             state = {k: v.contiguous() for k, v in ckpt["model"].items()}
-            save_file(state, str(out / name), metadata={"architecture": args.model, "recalib": op.spec,
-                                                         "tag": args.tag, "seed": str(args.seed),
-                                                         "study": study.dir_name})
-            (out / name).chmod(0o644)  # safetensors writes owner-only files; these are published artefacts
+            if not _same_weights(out / name, state):  # safetensors orders its metadata at random: keep the bytes
+                save_file(state, str(out / name), metadata={"architecture": args.model, "recalib": op.spec,
+                                                             "tag": args.tag, "seed": str(args.seed),
+                                                             "study": study.dir_name})
+                (out / name).chmod(0o644)  # safetensors writes owner-only files; these are published artefacts
             config = {k: v for k, v in ckpt["config"].items() if k not in _RUNTIME_KEYS}
             provenance = {"trained_at_commit": trained_at, "exported_at_commit": exported_at,
                           "training_versions": ckpt.get("versions"), "export_versions": _versions()}
