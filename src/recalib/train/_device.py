@@ -1,7 +1,8 @@
 """The device of a run and the process-wide torch settings that go with it.
 
 :func:`resolve_device` and :func:`resolve_amp` turn the ``device`` / ``amp`` settings into torch objects;
-:func:`apply_runtime_settings` sets threads, cuDNN autotuning, TF32 and deterministic algorithms.
+:func:`apply_runtime_settings` sets threads, cuDNN autotuning, TF32 and deterministic algorithms; the command-line
+entry points call it, library functions never do.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 from . import distributed
 from .config import TrainConfig
 
-__all__ = ["apply_runtime_settings", "describe_device", "resolve_amp", "resolve_device"]
+__all__ = ["apply_runtime_settings", "cpu_threads", "describe_device", "resolve_amp", "resolve_device"]
 
 
 # ------------------------------------------------------------------------------------- device ---
@@ -75,10 +76,28 @@ def describe_device(device: torch.device) -> str:
     return str(device)
 
 
-def apply_runtime_settings(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo) -> None:
-    """Threads, cuDNN autotuning, TF32 and deterministic algorithms: process-wide torch settings."""
+def cpu_threads(requested: int, local_world_size: int = 1) -> int:
+    """Intra-op threads of a CPU run: ``requested`` if > 0, else ``OMP_NUM_THREADS`` if it is set to a positive
+    number, else this machine's cores divided among the ``local_world_size`` processes on it."""
+    if requested > 0:
+        return requested
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, _cpu_count() // local_world_size)
+
+
+def apply_runtime_settings(cfg: TrainConfig) -> None:
+    """Set the process-wide torch settings ``cfg`` asks for: CPU threads (:func:`cpu_threads`), cuDNN
+    autotuning and TF32 on CUDA, deterministic algorithms.
+
+    For entry points only (``recalib train``, ``recalib quickstart``): :func:`recalib.train.train` leaves
+    global state alone, so a program that calls it keeps its own settings.
+    """
+    _, _, local_rank, local_world_size = distributed.env_world()
+    device = resolve_device(cfg.device, local_rank)
     if device.type == "cpu":
-        torch.set_num_threads(cfg.threads or max(1, _cpu_count() // dinfo.local_world_size))
+        torch.set_num_threads(cpu_threads(cfg.threads, local_world_size))
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = not cfg.deterministic
         torch.backends.cuda.matmul.allow_tf32 = True

@@ -23,7 +23,7 @@ from torch import nn
 from .._spec import spec_or_none
 from ..analysis.complexity import complexity
 from . import distributed
-from ._device import apply_runtime_settings, describe_device, resolve_amp
+from ._device import describe_device, resolve_amp
 from ._outputs import OutputError, amp_text, remove_run_files, write_failure, write_json, write_metrics
 from .checkpoint import (
     CHECKPOINT_NAME,
@@ -305,7 +305,6 @@ def setup_run(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInf
     if resume and ckpt is None:
         log(f"no checkpoint in {out}: starting a new run")
 
-    apply_runtime_settings(cfg, device, dinfo)
     amp_dtype = resolve_amp(cfg.amp, device)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
