@@ -8,7 +8,6 @@ the loggers. What changes while the run trains (step, history, best error, ...) 
 
 from __future__ import annotations
 
-import copy
 import random
 import time
 from collections.abc import Callable
@@ -21,7 +20,7 @@ import torch
 from torch import nn
 
 from .._spec import spec_or_none
-from ..analysis.complexity import complexity
+from ..models.complexity import params_and_macs
 from . import distributed
 from ._device import describe_device, resolve_amp
 from ._outputs import OutputError, amp_text, remove_run_files, write_failure, write_json, write_metrics
@@ -168,13 +167,6 @@ class Run:
 
 
 # ---------------------------------------------------------------------------------------- setup ---
-def _complexity(model: nn.Module, input_size: tuple[int, int, int, int]) -> tuple[int, int | None]:
-    """(params, MACs per image) of a CPU copy of ``model`` in eval mode (its BN statistics stay untouched)."""
-    probe = copy.deepcopy(model).cpu().eval()
-    stats = complexity(probe, input_size)
-    return int(stats["params"]), int(stats["macs"])
-
-
 def _check_config(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo) -> None:
     if cfg.batch_size % dinfo.world_size:
         raise ValueError(
@@ -215,7 +207,7 @@ def _build_model(cfg: TrainConfig, info: Any, device: torch.device,
 
     model = create_model(cfg.model, num_classes=info.num_classes, in_chans=info.in_chans,
                          recalib=spec_or_none(cfg.recalib), **parse_model_args(cfg.model_args))
-    params, macs = _complexity(model, (1, info.in_chans, info.image_size, info.image_size))
+    params, macs = params_and_macs(model, (1, info.in_chans, info.image_size, info.image_size))
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
