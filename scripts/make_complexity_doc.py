@@ -22,9 +22,9 @@ import torch
 from torch import nn
 
 from recalib import __version__
-from recalib.analysis.complexity import complexity
 from recalib.analysis.profile import profile_table, to_markdown
 from recalib.models import create_model, list_models
+from recalib.models.complexity import complexity
 from recalib.models.densenet import Transition
 
 OPS = ["none", "se", "ge", "sge", "mssar"]
@@ -397,7 +397,7 @@ def render() -> str:
         "* **elementwise**: pooling, sigmoid, multiplications, additions, BatchNorm, up-sampling and look-ups, "
         "one unit per element written (per element read for reductions and pooling), the work that MAC counts "
         "ignore and that dominates a recalibration operator's run time. It includes the backbone's own BN, ReLU "
-        "and additions; compare the *extra* column. Defined in `recalib.analysis.complexity`.",
+        "and additions; compare the *extra* column. Defined in `recalib.models.complexity`.",
         "* **extra**: over the same backbone without an operator. Operators use their documented defaults "
         "(SE r = 16; GE global theta-; SGE groups = the largest divisor of the channels <= 64; MS-SAR scales "
         "(1, 2, 4), regional, D' = D/3 on the CIFAR models and reduction 16 (D' = D/48) on the ImageNet models, "

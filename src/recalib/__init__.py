@@ -34,7 +34,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(models, name)
     if name == "complexity":
-        from .analysis.complexity import complexity
+        from .models.complexity import complexity
 
         return complexity
     if name in ("integrations", "pretrained"):  # subpackages, imported on first access

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from recalib.analysis.complexity import complexity
 from recalib.analysis.profile import profile_table, split_list, to_markdown
 from recalib.cli import main
 from recalib.models import create_model
+from recalib.models.complexity import complexity
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,7 @@
-"""Analysis tools: complexity counting (:mod:`.complexity`), the ``recalib profile`` tables (:mod:`.profile`)
-and gate inspection (:mod:`.gates`)."""
+"""Analysis tools: the ``recalib profile`` tables (:mod:`.profile`), gate inspection (:mod:`.gates`) and
+visualisation (:mod:`.visualize`). Complexity counting lives below training, in :mod:`recalib.models.complexity`
+(re-exported here)."""
 
-from .complexity import complexity
+from ..models.complexity import complexity
 
 __all__ = ["complexity"]

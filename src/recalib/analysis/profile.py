@@ -1,7 +1,7 @@
 """``recalib profile``: parameters and MACs of models x operators, in the layout of the MS-SAR paper's Tables 2 and 5.
 
 Each row is one model with one operator: params, MACs (conv + linear, including the operators' own 1x1
-layers), elementwise work (see :mod:`recalib.analysis.complexity`) and the extra params / MACs / elementwise
+layers), elementwise work (see :mod:`recalib.models.complexity`) and the extra params / MACs / elementwise
 work over the same model without an operator, in percent. Models may carry arguments in the textual form,
 ``"resnet20(shortcut='B')"`` or ``"densenet_bc_100(multi_stage=True)"``; the baseline of such a model drops the
 arguments that only place the operator (``multi_stage``).
@@ -22,8 +22,8 @@ from typing import Any
 from .._format import format_significant, markdown_table
 from .._io import atomic_write, write_text_atomic
 from ..models import OPERATOR_PLACEMENT_KWARGS, create_model, list_models, model_info, resolve_recalib
+from ..models.complexity import complexity
 from ..modules import MSSAR, parse_recalib_spec
-from .complexity import complexity
 
 __all__ = ["profile_table", "split_list", "to_markdown", "write_csv", "write_markdown", "configure_parser", "run"]
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 
 from .._spec import spec_or_none
-from ..analysis.complexity import complexity
 from ..data import get_dataset_info
 from ..models import create_model
+from ..models.complexity import params_and_macs
 from .plan import Run
 
 __all__ = ["SPLIT_SIZES", "THROUGHPUT_MACS_PER_S", "estimate_seconds", "forward_macs", "run_images"]
@@ -40,15 +40,14 @@ _MACS_CACHE: dict[tuple[str, str, str, str], int] = {}  # (model, spec, model_ar
 
 
 def forward_macs(run: Run) -> int:
-    """Forward MACs of one image of the run's model (recalib.complexity on a CPU instance; cached)."""
+    """Forward MACs of one image of the run's model (:func:`recalib.models.complexity.params_and_macs`; cached)."""
     info = get_dataset_info(run.dataset)
     key = (run.model, run.operator.spec, json.dumps(dict(run.operator.model_args), sort_keys=True),
            f"{info.in_chans}x{info.image_size}x{info.num_classes}")
     if key not in _MACS_CACHE:
         model = create_model(run.model, num_classes=info.num_classes, in_chans=info.in_chans,
-                             recalib=spec_or_none(run.operator.spec), **dict(run.operator.model_args)).eval()
-        size = (1, info.in_chans, info.image_size, info.image_size)
-        _MACS_CACHE[key] = int(complexity(model, size)["macs"])
+                             recalib=spec_or_none(run.operator.spec), **dict(run.operator.model_args))
+        _MACS_CACHE[key] = params_and_macs(model, (1, info.in_chans, info.image_size, info.image_size))[1]
     return _MACS_CACHE[key]
 
 

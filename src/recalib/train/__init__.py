@@ -9,7 +9,8 @@ Classification" (ECCV 2018, arXiv:1804.00787), section 4 (docs/spec.md, section 
 * :mod:`.checkpoint`: atomic :func:`save_checkpoint`, :func:`load_checkpoint`, :func:`model_from_checkpoint`;
 * :mod:`.distributed`: DDP set-up from torchrun's environment, reductions;
 * :mod:`.runlock`: the run-folder lock (one training process per ``--out``);
-* :mod:`.run`: :func:`train` (config -> summary, writing the run folder);
+* :mod:`.run`: :func:`train` (config -> summary, writing the run folder): setup (:mod:`._setup`), the epoch loop,
+  finalisation; :mod:`._outputs` writes the run folder's files, :mod:`._device` resolves the device;
 * :mod:`.cli`, :mod:`.cli_eval`, :mod:`.quickstart`: the ``train``, ``eval`` and ``quickstart`` commands.
 """
 

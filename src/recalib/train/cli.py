@@ -90,6 +90,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ._device import apply_runtime_settings
     from .distributed import PeerTimeoutError
     from .engine import NonFiniteLossError
     from .run import OutputError, train
@@ -99,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         if args.print_config:
             print(json.dumps(config.to_dict(), indent=2))
             return 0
+        apply_runtime_settings(config)  # threads, TF32, determinism: the entry point's business, not train()'s
         train(config, resume=args.resume, overwrite=args.overwrite)
     except (NonFiniteLossError, OutputError, PeerTimeoutError) as exc:
         print(f"recalib train: stopped: {exc}", file=sys.stderr)

@@ -109,7 +109,8 @@ class TrainConfig:
     channels_last: bool = _f(False, "channels_last memory format")
     compile: bool = _f(False, "torch.compile the model")
     sync_bn: bool = _f(False, "SyncBatchNorm across processes (CUDA only)")
-    threads: int = _f(0, "CPU threads per process (0: the cores divided among the local processes)")
+    threads: int = _f(0, "CPU threads per process (0: OMP_NUM_THREADS if set, else the cores divided among the "
+                         "local processes)")
     deterministic: bool = _f(False, "deterministic algorithms only (slower on CUDA)")
     progress: bool = _f(True, "progress bar on rank 0 when attached to a terminal")
     tensorboard: bool = _f(True, "deprecated, use --logger: false turns the default --logger auto off")

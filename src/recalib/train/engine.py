@@ -59,6 +59,19 @@ def _check_finite(first_bad: torch.Tensor) -> None:
         )
 
 
+def _backward_and_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+                       scaler: torch.amp.GradScaler | None) -> None:
+    """Zero the gradients, back-propagate ``loss`` (scaled for float16) and take one optimizer step."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None and scaler.is_enabled():
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+
+
 def train_one_epoch(
     model: nn.Module,
     loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
@@ -118,14 +131,7 @@ def train_one_epoch(
         with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
             logits = model(x)  # B, K
             loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None and scaler.is_enabled():
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
+        _backward_and_step(loss, optimizer, scaler)
         n = y.shape[0]
         images += n
         with torch.no_grad():

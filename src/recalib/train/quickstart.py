@@ -26,7 +26,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None, help="folder holding Fashion-MNIST (default: standard locations)")
     parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: OMP_NUM_THREADS if set, else all cores)")
 
 
 def _human(n: float | None, unit: str = "") -> str:
@@ -62,6 +62,7 @@ def format_report(summary: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ._device import apply_runtime_settings
     from .config import resolve_config
     from .engine import NonFiniteLossError
     from .run import OutputError, train
@@ -72,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         overrides["epochs"] = args.epochs
     try:
         config = resolve_config("quick", **overrides)
+        apply_runtime_settings(config)
         summary = train(config, overwrite=True)
     except (NonFiniteLossError, OutputError) as exc:
         print(f"recalib quickstart: stopped: {exc}", file=sys.stderr)

@@ -12,14 +12,14 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import recalib
-from recalib.analysis.complexity import complexity, format_count, resolve_input_size
 from recalib.models import create_model
+from recalib.models.complexity import complexity, format_count, params_and_macs, resolve_input_size
 
 
 @pytest.fixture(autouse=True)
 def _one_thread() -> Iterator[None]:
     n = torch.get_num_threads()
-    torch.set_num_threads(1)  # see tests/models/conftest.py
+    torch.set_num_threads(1)  # see tests/conftest.py
     yield
     torch.set_num_threads(n)
 
@@ -210,3 +210,14 @@ def test_format_count() -> None:
     assert format_count(40_551_040) == "40.55M"
     assert format_count(1_814_073_344, 3) == "1.814G"
     assert format_count(999) == "999"
+
+
+def test_params_and_macs_counts_a_copy() -> None:
+    """What runs record and studies estimate with: complexity()'s params and MACs, the model left untouched."""
+    model = create_model("resnet20", recalib="se", in_chans=1)
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert params_and_macs(model, (1, 1, 28, 28)) == (sum(p.numel() for p in model.parameters()),
+                                                      complexity(create_model("resnet20", recalib="se", in_chans=1),
+                                                                 (1, 1, 28, 28))["macs"])
+    assert model.training and all(torch.equal(v, before[k]) for k, v in model.state_dict().items())

@@ -28,6 +28,7 @@ compiled one.
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -40,7 +41,7 @@ from torch.utils.flop_counter import flop_registry
 
 from .. import _format
 
-__all__ = ["complexity", "resolve_input_size", "format_count"]
+__all__ = ["complexity", "format_count", "params_and_macs", "resolve_input_size"]
 
 _BATCH_NORM = ("batch_norm", "_native_batch_norm_legit", "native_batch_norm")
 _READ_INPUT = ("pool", "cumsum", "cumprod", "logcumsumexp")  # pooling and scans: one unit per element read
@@ -176,6 +177,16 @@ def complexity(
     if breakdown:
         result["by_op"] = dict(counter.by_op)
     return result
+
+
+def params_and_macs(model: nn.Module, input_size: int | Sequence[int] | None = None) -> tuple[int, int]:
+    """``(params, MACs)`` of ``model`` on ``input_size`` (as :func:`complexity`; ``(1, C, H, W)``: per image).
+
+    Counted on a CPU copy in eval mode, so the model itself (its device, its training flags, its BatchNorm
+    statistics) is left as it was: what a training run records and what a study's cost model estimates with.
+    """
+    stats = complexity(copy.deepcopy(model).cpu().eval(), input_size)
+    return int(stats["params"]), int(stats["macs"])
 
 
 def format_count(n: float, digits: int = 2) -> str:

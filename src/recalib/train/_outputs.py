@@ -1,0 +1,130 @@
+"""What a run writes into its folder besides the checkpoint: ``config.json``, ``metrics.jsonl``,
+``summary.json``, ``curves.png``, and the one-line message when a write fails (:class:`OutputError`).
+
+The checkpoint itself is written by :mod:`.checkpoint`; the order of the writes (checkpoint first, then the
+epoch's line of ``metrics.jsonl``) is :mod:`.run`'s.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._io import atomic_write, write_json_atomic, write_text_atomic
+from .._provenance import git_commit, library_versions
+from .checkpoint import CHECKPOINT_NAME, remove_stale_temporaries
+
+if TYPE_CHECKING:
+    from ._setup import Run
+
+__all__ = ["RUN_FILES", "OutputError"]
+
+#: What a run writes into its output folder (``tb`` is a folder).
+RUN_FILES = ("config.json", "metrics.jsonl", CHECKPOINT_NAME, "summary.json", "curves.png", "tb")
+
+
+class OutputError(RuntimeError):
+    """Writing into the run folder failed (a full disk, a lost mount, permissions); what it held is intact."""
+
+
+def write_failure(path: Path, exc: OSError, state: str) -> str:
+    """One line: what could not be written, why, what the run folder still holds and what to do."""
+    return (f"cannot write {path}: {exc.strerror or exc}; training stopped and {state}. Free space (or fix the "
+            "folder) and rerun with --resume")
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_json_atomic(path, obj, default=str)
+
+
+def write_metrics(path: Path, history: Iterable[dict[str, Any]]) -> None:
+    write_text_atomic(path, "".join(json.dumps(rec) + "\n" for rec in history))
+
+
+def append_metrics(path: Path, record: dict[str, Any]) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def plot_curves(history: list[dict[str, Any]], path: Path, title: str, eval_name: str) -> None:
+    """Loss and top-1 error against epochs, train and test, as a PNG (matplotlib's Agg backend)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    epochs = [r["epoch"] for r in history]
+    fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    ax_loss.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
+    ax_loss.plot(epochs, [r["test_loss"] for r in history], "s-", label=eval_name)
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
+    ax_err.plot(epochs, [r["train_error"] for r in history], "o-", label="train")
+    ax_err.plot(epochs, [r["test_error"] for r in history], "s-", label=f"{eval_name} top-1")
+    ax_err.plot(epochs, [r["test_top5_error"] for r in history], "^--", label=f"{eval_name} top-5")
+    ax_err.set(xlabel="epoch", ylabel="error (%)", title="error")
+    for ax in (ax_loss, ax_err):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    try:
+        with atomic_write(path, "wb") as f:
+            fig.savefig(f, dpi=100, format="png")
+    finally:
+        plt.close(fig)
+
+
+def remove_run_files(out: Path) -> None:
+    for name in RUN_FILES:
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            p.unlink(missing_ok=True)
+    remove_stale_temporaries(out)
+
+
+def amp_text(amp_dtype: Any) -> str:
+    return str(amp_dtype).replace("torch.", "") if amp_dtype else "off"
+
+
+def summary(run: Run, status: str, message: str | None = None) -> dict[str, Any]:
+    """The content of ``summary.json`` for ``run`` as it stands."""
+    cfg, st, data = run.cfg, run.state, run.data
+    last = st.history[-1] if st.history else {}
+    best_rec = min(st.history, key=lambda r: r["test_error"]) if st.history else {}
+    return {
+        "status": status,
+        "message": message,
+        "model": cfg.model,
+        "recalib": cfg.recalib,
+        "dataset": run.info.name,
+        "data_source": data.source,
+        "recipe": cfg.recipe,
+        "final_test_error": last.get("test_error"),
+        "final_test_top5_error": last.get("test_top5_error"),
+        "final_test_loss": last.get("test_loss"),
+        "best_test_error": best_rec.get("test_error"),
+        "best_epoch": best_rec.get("epoch"),
+        "eval_set": data.eval_set,
+        "test_images": last.get("test_images", data.eval_images),
+        "train_images": data.train_images,
+        "params": run.params,
+        "macs": run.macs,
+        "wall_seconds": st.wall_before + time.perf_counter() - st.session_start,
+        "device": run.device_text,
+        "world_size": run.dinfo.world_size,
+        "amp": amp_text(run.amp_dtype),
+        "versions": library_versions(),
+        "git_commit": git_commit() if run.dinfo.is_main else None,
+        "epochs_completed": len(st.history),
+        "steps": st.step,
+        "rank_checks": st.rank_checks if cfg.check_ranks else None,
+        "files": {name: str(run.out / name) for name in RUN_FILES if name != "tb"},
+        "config": cfg.to_dict(),
+    }
