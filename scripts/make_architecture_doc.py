@@ -22,7 +22,7 @@ SRC = ROOT / "src" / "recalib"
 DOC = ROOT / "docs" / "architecture.md"
 
 #: The floors, lowest first: a package may import the ones before it, never one after it (docs/STYLE).
-FLOORS = ("modules", "models", "data", "train", "studies", "cli")
+FLOORS = ("modules", "data", "models", "train", "pretrained", "studies", "cli")
 
 #: "Where is X?": (what contributors look for, file under src/recalib, symbol defined there, one line on it).
 WHERE: tuple[tuple[str, str, str, str], ...] = (
@@ -37,6 +37,10 @@ WHERE: tuple[tuple[str, str, str, str], ...] = (
     ("the model zoo", "models/__init__.py", "create_model", "every backbone by name, with an operator slot"),
     ("params / MACs of a model", "models/complexity.py", "complexity",
      "counted by dispatch, not by formulas; `params_and_macs` is what runs record and studies estimate with"),
+    ("loading pretrained weights", "models/_weights.py", "load_pretrained",
+     "manifest lookup, then `load_verified`: SHA-256 before safetensors parses; Hub folders in `models/_hub.py`"),
+    ("exporting a run's weights (Hub layout)", "pretrained/export.py", "export_pretrained",
+     "config.json, model.safetensors and a model card; `recalib export` calls it"),
     ("the training loop (one epoch)", "train/engine.py", "train_one_epoch", "plain function; `evaluate` beside it"),
     ("the LR schedule", "train/schedule.py", "LRSchedule", "a function of the global step (exact resume)"),
     ("the recipes (paper protocols)", "train/config.py", "RECIPES", "`TrainConfig` and its validation beside them"),
@@ -145,6 +149,12 @@ def cycles(graph: dict[str, dict[str, bool]]) -> list[list[str]]:
     return sorted(found)
 
 
+def floor_violations(graph: dict[str, dict[str, bool]]) -> list[tuple[str, str]]:
+    """Edges (a, b) between floors where b is above a: a lower floor reaching up, in any import."""
+    return sorted((a, b) for a in graph for b in graph[a]
+                  if a in FLOORS and b in FLOORS and FLOORS.index(b) > FLOORS.index(a))
+
+
 def _defines(path: Path, symbol: str) -> bool:
     tree = ast.parse(path.read_text(), str(path))
     for node in tree.body:
@@ -196,6 +206,10 @@ def render() -> str:
             lines.append(f"* {', '.join(f'`{c}`' for c in comp)}: " + "; ".join(edges))
     else:
         lines.append("None: no package imports one that imports it back.")
+    upward = floor_violations(graph)
+    lines += ["", "## Floors reached from below", ""]
+    lines += [f"* `{a}` imports `{b}`" + ("" if graph[a][b] else " (in functions)") for a, b in upward] or [
+        "None: every floor imports only the floors below it."]
     lines += ["", "## Where is X?", "", "| what | where | |", "|---|---|---|"]
     for what, file, symbol, note in WHERE:
         path = SRC / file

@@ -26,6 +26,13 @@ def test_architecture_doc_is_up_to_date():
         "docs/architecture.md is out of date: run python3 scripts/make_architecture_doc.py")
 
 
+def test_no_package_cycle_and_no_floor_reaches_up():
+    doc = _script()
+    graph = doc.import_graph()
+    assert doc.cycles(graph) == []
+    assert doc.floor_violations(graph) == []
+
+
 def test_import_graph_reads_relative_and_function_imports(tmp_path, monkeypatch):
     doc = _script()
     pkg = tmp_path / "src" / "recalib"
@@ -41,6 +48,8 @@ def test_import_graph_reads_relative_and_function_imports(tmp_path, monkeypatch)
     assert graph["low"] == {"_helper": True, "high": False}
     assert graph["high"] == {"low": True}
     assert doc.cycles(graph) == [["high", "low"]]
+    monkeypatch.setattr(doc, "FLOORS", ("low", "high"))
+    assert doc.floor_violations(graph) == [("low", "high")]
 
 
 def test_where_entries_must_exist(monkeypatch):

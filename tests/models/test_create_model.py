@@ -4,13 +4,12 @@ per-operator small-channel defaults, errors, the pretrained hook and torchvision
 from __future__ import annotations
 
 import functools
-import sys
-import types
 
 import pytest
 import torch
 from torch import nn
 
+from recalib import models
 from recalib.models import create_model, list_models, resolve_recalib
 from recalib.models.cifar_resnet import CifarBasicBlock, _ShortcutA
 from recalib.models.densenet import DenseLayer
@@ -216,9 +215,7 @@ def test_recalib_of_wrong_type() -> None:
 # ----------------------------------------------------------------------------------- pretrained ---
 def test_pretrained_calls_the_loader(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    fake = types.ModuleType("recalib.pretrained")
-    fake.load_pretrained = lambda model, tag, **kw: calls.append((model, tag, kw))  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "recalib.pretrained", fake)
+    monkeypatch.setattr(models, "load_pretrained", lambda model, tag, **kw: calls.append((model, tag, kw)))
     model = create_model("resnet20", in_chans=1, recalib="mssar(scales=(1, 2))", pretrained="fmnist-v1")
     assert calls == [(model, "fmnist-v1", dict(model_name="resnet20", recalib="mssar(scales=(1, 2))", in_chans=1,
                                                 num_classes=10, model_kwargs={}))]

@@ -25,7 +25,9 @@ from typing import Any
 
 from torch import nn
 
+from ._cfg import default_pretrained_cfg
 from ._common import RecalibLike, RecalibSlot, ZooModel, check_config_kwargs, resolve_recalib
+from ._weights import load_pretrained
 from .cifar_resnet import CifarResNet, CifarResNetConfig
 from .densenet import DenseNet, DenseNetConfig
 from .imagenet_resnet import ImageNetResNet, ImageNetResNetConfig
@@ -112,7 +114,7 @@ def create_model(
             (``"mssar(scales=(1, 2), strategy='sliding')"``), an ``nn.Module`` class or a callable taking
             ``channels``.
         recalib_args: keyword arguments for the operator, overriding those of the textual form.
-        pretrained: a tag of :mod:`recalib.pretrained`'s manifest (``"fashion-mnist"``), a folder written by
+        pretrained: a tag of the package's weights manifest (:mod:`recalib.pretrained`) (``"fashion-mnist"``), a folder written by
             ``recalib export`` (Hugging Face layout: ``config.json``, ``model.safetensors``, ``README.md``) or
             ``"hf-hub:<org>/<name>[@revision]"``; the weights are SHA-256-checked where a digest is known, loaded
             strictly, and ``model.pretrained_cfg`` becomes the preprocessing they were trained with.
@@ -135,16 +137,12 @@ def create_model(
     assert isinstance(model, ZooModel)
     model.model_name = name
     model.recalib_spec = slot.spec
-    from ._cfg import default_pretrained_cfg
-
     model.pretrained_cfg = default_pretrained_cfg(name, family=info.family, num_classes=num_classes,
                                                   in_chans=in_chans, recalib=slot.spec, model_kwargs=model_kwargs)
     model.default_cfg = model.pretrained_cfg  # timm's older name, the same dict
     if pretrained is not None:
         if slot.enabled and slot.spec is None:
             raise ValueError("pretrained weights are catalogued by operator name; pass recalib as a name or spec string")
-        from recalib.pretrained import load_pretrained
-
         load_pretrained(model, pretrained, model_name=name, recalib=slot.spec, in_chans=in_chans,
                         num_classes=num_classes, model_kwargs=model_kwargs)
     return model

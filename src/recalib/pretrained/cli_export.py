@@ -22,7 +22,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from . import export_pretrained
+    from .export import export_pretrained
 
     try:
         out = export_pretrained(args.source, args.out, allow_dirty=args.allow_dirty, description=args.description)

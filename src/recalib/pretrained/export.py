@@ -28,8 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write, sha256_file
-from .._provenance import git_commit
-from .hub import CARD_NAME, CONFIG_NAME, FOLDER_FORMAT, WEIGHTS_NAME
+from .._provenance import git_commit, library_versions
+from ..models import create_model, model_info
+from ..models._cfg import default_pretrained_cfg
+from ..models._hub import CARD_NAME, CONFIG_NAME, FOLDER_FORMAT, WEIGHTS_NAME
+from ..train.checkpoint import CHECKPOINT_NAME, load_checkpoint
 
 __all__ = ["export_pretrained"]
 
@@ -55,10 +58,6 @@ def export_pretrained(source: str | os.PathLike[str], out: str | os.PathLike[str
     """
     from safetensors.torch import save
 
-    from .._provenance import library_versions as _versions
-    from ..models import create_model
-    from ..models._cfg import default_pretrained_cfg
-    from ..train.checkpoint import CHECKPOINT_NAME, load_checkpoint
 
     source = Path(source)
     ckpt_path = source / CHECKPOINT_NAME if source.is_dir() else source
@@ -88,7 +87,7 @@ def export_pretrained(source: str | os.PathLike[str], out: str | os.PathLike[str
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     blob = save(state, metadata={"format": "pt", "architecture": margs["name"], "recalib": str(margs.get("recalib"))})
     digest = hashlib.sha256(blob).hexdigest()
-    pretrained_cfg = default_pretrained_cfg(margs["name"], family=_family(margs["name"]),
+    pretrained_cfg = default_pretrained_cfg(margs["name"], family=model_info(margs["name"]).family,
                                             num_classes=margs["num_classes"], in_chans=margs["in_chans"],
                                             recalib=margs.get("recalib"), model_kwargs=kwargs,
                                             dataset=config.get("dataset"))
@@ -100,9 +99,9 @@ def export_pretrained(source: str | os.PathLike[str], out: str | os.PathLike[str
                "params": sum(p.numel() for p in model.parameters())}
     provenance = {
         "trained_at_commit": trained_at, "exported_at_commit": exported_at, "dirty_allowed": bool(dirty),
-        "training_versions": ckpt.get("versions"), "export_versions": _versions(),
+        "training_versions": ckpt.get("versions"), "export_versions": library_versions(),
         "exported_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "checkpoint": str(ckpt_path.resolve()), "checkpoint_sha256": _sha256_path(ckpt_path),
+        "checkpoint": str(ckpt_path.resolve()), "checkpoint_sha256": sha256_file(ckpt_path),
         "training_config": {k: v for k, v in config.items() if k not in ("out", "data_dir")},
     }
     record = {"format": FOLDER_FORMAT, "library": "recalib", "architecture": margs["name"],
@@ -115,16 +114,6 @@ def export_pretrained(source: str | os.PathLike[str], out: str | os.PathLike[str
     _write_atomic(out / CONFIG_NAME, (json.dumps(record, indent=2, default=str) + "\n").encode())
     _write_atomic(out / CARD_NAME, model_card(record).encode())
     return out
-
-
-def _family(name: str) -> str:
-    from ..models import model_info
-
-    return model_info(name).family
-
-
-def _sha256_path(path: Path) -> str:
-    return sha256_file(path)
 
 
 def model_card(record: dict[str, Any]) -> str:

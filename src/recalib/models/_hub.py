@@ -1,5 +1,6 @@
 """Weights in the Hugging Face Hub layout: a folder (or Hub repository) with ``config.json``,
 ``model.safetensors`` and a ``README.md`` model card, as written by :func:`recalib.pretrained.export_pretrained`.
+Public through :mod:`recalib.pretrained`.
 
 ``create_model(name, ..., pretrained=<folder or "hf-hub:org/name[@revision]">)`` calls :func:`load_folder`:
 the Hub repository is fetched with ``huggingface_hub`` (optional extra ``recalib[hub]``; nothing is written by
@@ -12,12 +13,13 @@ the model from ``config.json`` alone.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from torch import nn
+
+from ._weights import canonical_recalib, load_verified
 
 __all__ = ["CARD_NAME", "CONFIG_NAME", "FOLDER_FORMAT", "HUB_PREFIX", "WEIGHTS_NAME", "from_pretrained",
            "is_folder_source", "load_folder", "read_folder_config", "resolve_folder"]
@@ -73,8 +75,6 @@ def _plain(value: Any) -> Any:
 def load_folder(model: nn.Module, source: str, *, model_name: str, recalib: str | None, in_chans: int,
                 num_classes: int, model_kwargs: dict[str, Any]) -> dict[str, Any]:
     """Check, verify and load the weights of ``source`` into ``model``; return the folder's ``config.json``."""
-    from . import canonical_recalib
-
     folder = resolve_folder(source)
     config = read_folder_config(folder)
     want = {"architecture": model_name, "recalib": canonical_recalib(recalib), "in_chans": in_chans,
@@ -91,24 +91,8 @@ def load_folder(model: nn.Module, source: str, *, model_name: str, recalib: str 
     weights = folder / WEIGHTS_NAME
     if not weights.is_file():
         raise FileNotFoundError(f"{weights} does not exist")
-    blob = weights.read_bytes()  # hash and parse the very same bytes
     expected = config.get("files", {}).get(WEIGHTS_NAME, {}).get("sha256")
-    digest = hashlib.sha256(blob).hexdigest()
-    if expected is not None and digest != expected:
-        raise ValueError(f"checksum mismatch for {weights}: SHA-256 {digest}, {CONFIG_NAME} says {expected}; the "
-                         "file is corrupted or was modified")
-    try:
-        from safetensors.torch import load as load_safetensors
-    except ImportError as exc:
-        raise ImportError("pretrained weights need the safetensors package: pip install safetensors") from exc
-    try:
-        state = load_safetensors(blob)
-    except Exception as exc:  # a malformed header: safetensors raises its own error types
-        raise ValueError(f"{weights} is not a readable safetensors file ({exc})") from None
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ValueError(f"the weights in {weights} do not fit {model_name}: {exc}") from None
+    digest = load_verified(model, weights, expected, hash_source=CONFIG_NAME, what=model_name)
     cfg = getattr(model, "pretrained_cfg", None)
     if isinstance(cfg, dict):
         stored = dict(config.get("pretrained_cfg", {}))
@@ -117,14 +101,13 @@ def load_folder(model: nn.Module, source: str, *, model_name: str, recalib: str 
                 stored[key] = tuple(stored[key])
         cfg.update(stored)
         cfg["source"] = source
-        if digest is not None:
-            cfg["sha256"] = digest
+        cfg["sha256"] = digest
     return config
 
 
 def from_pretrained(source: str) -> nn.Module:
     """The model an exported folder or ``hf-hub:`` repository describes, with its weights loaded."""
-    from ..models import create_model
+    from . import create_model  # the package's own factory, which imports this module
 
     config = read_folder_config(resolve_folder(source))
     return create_model(config["architecture"], recalib=config.get("recalib"), in_chans=config["in_chans"],
