@@ -1,32 +1,95 @@
 #!/usr/bin/env python3
-"""Write the README's Fashion-MNIST results block from the committed study report (never by hand).
+"""Write the Fashion-MNIST study report and the README's results block from the committed runs (never by hand).
 
-    python3 scripts/make_readme_results.py            # rewrite the block between the markers in README.md
-    python3 scripts/make_readme_results.py --check    # exit 1 if README.md differs from what the report gives
+    python3 scripts/make_readme_results.py            # rewrite results/fashion-mnist/ and the README block
+    python3 scripts/make_readme_results.py --check    # exit 1 if either differs from what the committed runs give
 
-The block lies between ``<!-- results:fashion-mnist:start -->`` and ``<!-- results:fashion-mnist:end -->`` and
-is rendered from ``results/fashion-mnist/report.json``: one row per operator (last-epoch test error, mean ± std
-over seeds, paired differences with 95 % confidence intervals against the plain network and against SE), then
-which differences exceed the seed noise and which do not, worded from the report's own verdicts.
+Step 1, the report: the run files git tracks under ``results/studies/fashion-mnist-cpu-budget/`` (never
+checkpoints) are copied into a temporary folder, and ``recalib study report`` (:func:`recalib.studies.report.
+write_report`) runs there, so the report is what a fresh clone gives and does not depend on runs in flight on
+this machine. Unfinished runs are listed as such (``--allow-incomplete``). ``report.md``, ``runs.csv``,
+``report.json`` and the two figures go to ``results/fashion-mnist/``.
+
+Step 2, the README: the block between ``<!-- results:fashion-mnist:start -->`` and
+``<!-- results:fashion-mnist:end -->`` is rendered from ``report.json``: one row per operator (last-epoch test
+error, mean ± std over seeds, paired differences with 95 % confidence intervals against the plain network and
+against SE), then which differences exceed the seed noise and which do not, worded from the report's own
+verdicts.
+
+``--check`` compares ``report.md`` (except the line's generation time and Python version), ``runs.csv``,
+``report.json`` and the README block; the figures are not compared (matplotlib's bytes vary by version).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
+import shutil
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-REPORT = ROOT / "results" / "fashion-mnist" / "report.json"
+STUDY, VARIANT = "fashion-mnist", "cpu-budget"
+RUNS = Path("results") / "studies"  # relative to the checkout: the report records it in its commands
+OUT = ROOT / "results" / "fashion-mnist"
+REPORT = OUT / "report.json"
 README = ROOT / "README.md"
 START, END = "<!-- results:fashion-mnist:start -->", "<!-- results:fashion-mnist:end -->"
+COMMAND = "python3 scripts/make_readme_results.py"
+COMPARED = ("report.md", "runs.csv", "report.json")
+FIGURES = ("curves.png", "error_vs_macs.png")
+_GENERATED = re.compile(r"report generated [^;\n]*? with Python [0-9.]+")
 
 
+# ------------------------------------------------------------------------------------------- report ---
+def committed_run_files(root: Path = ROOT) -> list[str]:
+    """The study's run files that git tracks (paths relative to ``root``)."""
+    folder = RUNS / f"{STUDY}-{VARIANT}"
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z", "--", str(folder)], cwd=root, check=True,
+                                capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise SystemExit(f"make_readme_results: needs a git checkout to tell committed runs from local ones ({exc})") from None
+    return [p for p in listed.split("\0") if p]
+
+
+def build_report(dest: Path, root: Path = ROOT) -> Path:
+    """Write the report of the committed runs into ``dest``; return it."""
+    from recalib.studies.catalog import load_study
+    from recalib.studies.report import write_report
+
+    study = load_study(root / "studies" / f"{STUDY}.toml", variant=VARIANT)
+    with tempfile.TemporaryDirectory(prefix="recalib-report-") as tmp:
+        for rel in committed_run_files(root):
+            target = Path(tmp) / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(root / rel, target)
+        (Path(tmp) / RUNS).mkdir(parents=True, exist_ok=True)
+        here = Path.cwd()
+        try:
+            os.chdir(tmp)  # run folders are planned relative to the working directory, as in a checkout
+            write_report(study, RUNS, out=dest.resolve(), allow_incomplete=True, command=COMMAND)
+        finally:
+            os.chdir(here)
+    return dest
+
+
+def comparable(name: str, text: str) -> str:
+    """``text`` without what legitimately changes between two generations (time and Python of report.md)."""
+    return _GENERATED.sub("report generated <time> with Python <version>", text) if name == "report.md" else text
+
+
+# ------------------------------------------------------------------------------------------- README ---
 def _diff(d: dict[str, Any] | None) -> str:
     if not d:
         return "–"
+    if d.get("low") is None:
+        return f"{d['mean']:+.2f} (n={d.get('n', 1)}, no interval)"
     return f"{d['mean']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}] ({d['verdict']})"
 
 
@@ -48,15 +111,26 @@ def _outside(rows: list[dict[str, Any]], key: str) -> tuple[list[str], list[str]
     return out, within
 
 
+def _reading(rows: list[dict[str, Any]], key: str, name: str) -> str:
+    out, within = _outside(rows, key)
+    if not out and not within:
+        return f"Against {name}: no confidence interval yet (an interval needs at least two seeds of both networks)."
+    return f"Against {name}: " + (
+        ("outside the seed noise: " + "; ".join(out) + ". " if out else "no difference exceeds the seed noise. ")
+        + ("Within the noise (the interval contains 0): " + ", ".join(within) + "." if within else "")).strip()
+
+
 def render(report: dict[str, Any]) -> str:
     rows = report["rows"]
     runs = sum(r["n"] for r in rows)
+    planned = report.get("runs_planned", runs)
     base = next((r["label"] for r in rows if r["operator"] == report["baseline"]), report["baseline"])
     ref = next((r["label"] for r in rows if r["operator"] == report["reference"]), report["reference"])
+    state = f"{runs} finished runs" if runs == planned else f"{runs} of {planned} runs finished: **in progress**"
     lines = [
         START,
-        f"*Generated by `python3 scripts/make_readme_results.py` from [results/fashion-mnist/report.json]"
-        f"(results/fashion-mnist/report.md) (variant `{report['variant']}`, {runs} finished runs).*",
+        f"*Generated by `{COMMAND}` from [results/fashion-mnist/report.json]"
+        f"(results/fashion-mnist/report.md) (variant `{report['variant']}`, {state}).*",
         "",
         f"**{report['schedule']}.** Test error (%) at the last epoch on all 10,000 test images, mean ± std over "
         "seeds; Δ = paired difference in percentage points with its 95 % confidence interval (t distribution, "
@@ -68,33 +142,48 @@ def render(report: dict[str, Any]) -> str:
     lines += [f"| {r['label']} | {_err(r)} | {_diff(r.get('vs_baseline'))} | {_diff(r.get('vs_reference'))} |"
               for r in rows]
     for key, name in (("vs_baseline", base), ("vs_reference", ref)):
-        out, within = _outside(rows, key)
-        lines += ["", f"Against {name}: " + (
-            ("outside the seed noise: " + "; ".join(out) + ". " if out else "no difference exceeds the seed noise. ")
-            + ("Within the noise (the interval contains 0): " + ", ".join(within) + "." if within else "")).strip()]
+        lines += ["", _reading(rows, key, name)]
+    if runs < planned:
+        lines += ["", f"Not finished yet ({planned - runs}): "
+                  + ", ".join(f"`{u['run']}`" for u in report.get("unfinished", [])) + "."]
     lines.append(END)
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true", help="only compare; exit 1 when README.md is out of date")
-    args = parser.parse_args(argv)
-    text = README.read_text()
+def readme_with_block(text: str, report: dict[str, Any]) -> str:
     if START not in text or END not in text:
-        print(f"make_readme_results: README.md lacks the markers {START} ... {END}", file=sys.stderr)
-        return 2
+        raise SystemExit(f"make_readme_results: README.md lacks the markers {START} ... {END}")
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
-    new = head + render(json.loads(REPORT.read_text())) + tail
+    return head + render(report) + tail
+
+
+# --------------------------------------------------------------------------------------------- main ---
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true",
+                        help="only compare; exit 1 when the report or README.md is out of date")
+    args = parser.parse_args(argv)
     if args.check:
-        if new != text:
-            print("make_readme_results: README.md is out of date; run python3 scripts/make_readme_results.py",
-                  file=sys.stderr)
+        with tempfile.TemporaryDirectory(prefix="recalib-report-check-") as tmp:
+            fresh = build_report(Path(tmp) / "report")
+            stale = [n for n in COMPARED if not (OUT / n).is_file() or comparable(
+                n, (OUT / n).read_text()) != comparable(n, (fresh / n).read_text())]
+            report = json.loads((fresh / "report.json").read_text())
+        text = README.read_text()
+        if readme_with_block(text, report) != text:
+            stale.append("README.md")
+        if stale:
+            print(f"make_readme_results: out of date: {', '.join(stale)}; run {COMMAND}", file=sys.stderr)
             return 1
         return 0
-    README.write_text(new)
-    print(f"wrote the results block of {README}")
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="recalib-report-") as tmp:
+        fresh = build_report(Path(tmp) / "report")
+        for name in COMPARED + FIGURES:
+            shutil.copyfile(fresh / name, OUT / name)
+    README.write_text(readme_with_block(README.read_text(), json.loads(REPORT.read_text())))
+    print(f"wrote {OUT.relative_to(ROOT)}/ ({', '.join(COMPARED + FIGURES)}) and the results block of README.md")
     return 0
 
 

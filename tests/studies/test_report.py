@@ -188,6 +188,7 @@ def test_incomplete_study_is_an_error_unless_allowed(synthetic, tmp_path):
     numbers = json.loads((out / "report.json").read_text())
     row = next(r for r in numbers["rows"] if r["model"] == run.model and r["operator"] == "mssar")
     assert row["n"] == 2 and row["vs_baseline"]["n"] == 2
+    assert numbers["runs_planned"] == 18 and [u["run"] for u in numbers["unfinished"]] == [run.run_id]
 
 
 def test_single_seed_reports_na(tmp_path):

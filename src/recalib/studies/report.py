@@ -172,6 +172,8 @@ def write_report(
         commands = [commands[0], command]
     numbers["provenance"] = prov
     numbers["commands"] = commands
+    numbers["runs_planned"] = len(results_list)
+    numbers["unfinished"] = [{"run": r.run.run_id, "status": r.status} for r in missing]
     write_text_atomic(folder / "report.md", markdown(study, numbers, prov, commands, missing))
     write_text_atomic(folder / "runs.csv", runs_csv(results_list))
     write_text_atomic(folder / "report.json", json.dumps(jsonable(numbers), indent=2, default=str) + "\n")
