@@ -43,6 +43,8 @@ START, END = "<!-- results:fashion-mnist:start -->", "<!-- results:fashion-mnist
 COMMAND = "python3 scripts/make_readme_results.py"
 COMPARED = ("report.md", "runs.csv", "report.json")
 FIGURES = ("curves.png", "error_vs_macs.png")
+#: The study's targets, set before it ran: these operators at most this mean test error (%) and seed std (points).
+TARGET_OPERATORS, TARGET_MEAN, TARGET_STD = ("none", "se", "mssar"), 7.0, 0.3
 _GENERATED = re.compile(r"report generated [^;\n]*? with Python [0-9.]+")
 
 
@@ -120,6 +122,19 @@ def _reading(rows: list[dict[str, Any]], key: str, name: str) -> str:
         + ("Within the noise (the interval contains 0): " + ", ".join(within) + "." if within else "")).strip()
 
 
+def _targets(rows: list[dict[str, Any]]) -> str:
+    """Whether the targets set before the study are met, per operator, from the report's numbers."""
+    parts = []
+    for r in rows:
+        if r["operator"] not in TARGET_OPERATORS:
+            continue
+        mean = "met" if r["mean"] <= TARGET_MEAN else "missed"
+        std = ("n/a, one seed" if r["std"] is None else "met" if r["std"] <= TARGET_STD else "missed")
+        parts.append(f"{r['label']}: mean {mean}, std {std}")
+    return (f"Targets set before the study (mean ≤ {TARGET_MEAN:.1f} %, seed std ≤ {TARGET_STD:.1f} points): "
+            + ("; ".join(parts) or "no target operator finished yet") + ".")
+
+
 def render(report: dict[str, Any]) -> str:
     rows = report["rows"]
     runs = sum(r["n"] for r in rows)
@@ -143,6 +158,7 @@ def render(report: dict[str, Any]) -> str:
               for r in rows]
     for key, name in (("vs_baseline", base), ("vs_reference", ref)):
         lines += ["", _reading(rows, key, name)]
+    lines += ["", _targets(rows)]
     if runs < planned:
         lines += ["", f"Not finished yet ({planned - runs}): "
                   + ", ".join(f"`{u['run']}`" for u in report.get("unfinished", [])) + "."]

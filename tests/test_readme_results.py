@@ -39,6 +39,7 @@ def test_render_reads_the_verdicts_of_the_report() -> None:
     assert "Against none: outside the seed noise: SE (lower: -0.50 pp). Within the noise (the interval contains 0): SGE." in text
     assert "Against SE: outside the seed noise: SGE (higher: +0.60 pp)." in text
     assert "9 finished runs" in text
+    assert "none: mean met, std met; SE: mean met, std met." in text  # "at most": 7.0 meets 7.0; SGE has no target
 
 
 
@@ -55,6 +56,7 @@ def test_an_unfinished_study_says_so_and_reads_nothing_without_an_interval() -> 
     assert "2 of 5 runs finished: **in progress**" in text
     assert "| SE | 7.62 (n=1) | -0.07 (n=1, no interval) | – |" in text
     assert "Against none: no confidence interval yet" in text and "exceeds" not in text
+    assert "none: mean missed, std n/a, one seed; SE: mean missed, std n/a, one seed." in text
     assert "Not finished yet (3): `a__s1`, `b__s1`, `c__s1`." in text
 
 
