@@ -9,7 +9,13 @@ import warnings
 import pytest
 import torch
 
-from recalib.modules import build_recalib, list_recalibs, parse_recalib_spec
+from recalib.modules import (
+    build_recalib,
+    canonical_recalib_spec,
+    format_recalib_spec,
+    list_recalibs,
+    parse_recalib_spec,
+)
 
 C = 64  # every operator's defaults apply at 64 channels (SGE's default 64 groups divides it)
 
@@ -212,6 +218,26 @@ def test_textual_form() -> None:
     assert type(build_recalib(None, 4)).__name__ == "Identity"
     assert build_recalib("se(reduction=4)", 16, reduction=8).hidden == 2  # explicit kwargs win
     assert set(list_recalibs()) >= {"se", "ge", "sge", "mssar", "none"}
+
+
+@pytest.mark.parametrize("spec", ["none", "se", "ge(extent=2, variant='theta')", "sge(groups=4)",
+                                  "mssar(strategy='sliding', scales=(1, 3))", "mssar(scales=[2, 4])"])
+def test_format_writes_what_parse_reads(spec: str) -> None:
+    name, kwargs = parse_recalib_spec(spec)
+    text = format_recalib_spec(name, kwargs)
+    assert parse_recalib_spec(text) == (name, {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()})
+    assert format_recalib_spec(*parse_recalib_spec(text)) == text  # a fixed point: one text per operator call
+
+
+def test_canonical_form_is_one_text_per_operator() -> None:
+    # Written by hand from the constructors' signatures: SE's reduction and SGE's groups default to 16 and 64.
+    assert canonical_recalib_spec("se") == canonical_recalib_spec("se(reduction=16)") == "se(reduction=16)"
+    assert canonical_recalib_spec("sge") == "sge(groups=64)"
+    assert canonical_recalib_spec("identity") == canonical_recalib_spec(None) == "none"
+    assert canonical_recalib_spec("mssar(scales=[1, 2, 4])") == canonical_recalib_spec("mssar(strategy='regional')")
+    assert canonical_recalib_spec("mssar") != canonical_recalib_spec("mssar(strategy='sliding')")
+    with pytest.raises(ValueError, match="unknown recalibration operator"):
+        canonical_recalib_spec("sse")
 
 
 def test_no_assert_for_user_errors() -> None:

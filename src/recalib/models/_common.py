@@ -39,7 +39,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..modules import MSSAR, get_recalib_class, list_recalibs, parse_recalib_spec
+from ..modules import MSSAR, format_recalib_spec, get_recalib_class, list_recalibs, parse_recalib_spec
 
 __all__ = [
     "RecalibSlot",
@@ -80,12 +80,6 @@ def _underlying_class(factory: Any) -> type | None:
     while isinstance(factory, functools.partial):
         factory = factory.func
     return factory if isinstance(factory, type) else None
-
-
-def _format_spec(name: str, kwargs: Mapping[str, Any]) -> str:
-    if not kwargs:
-        return name
-    return f"{name}(" + ", ".join(f"{k}={v!r}" for k, v in sorted(kwargs.items())) + ")"
 
 
 def _accepted_kwargs(factory: Any) -> set[str] | None:
@@ -216,7 +210,7 @@ def resolve_recalib(recalib: RecalibLike | RecalibSlot, recalib_args: Mapping[st
         if unknown:
             owner = name or getattr(factory, "__name__", repr(factory))
             raise ValueError(f"{owner}: unknown argument(s) {', '.join(unknown)}; valid arguments: {', '.join(sorted(accepted))}")
-    spec = _format_spec(name, args) if name is not None else None
+    spec = format_recalib_spec(name, args) if name is not None else None
     return RecalibSlot(factory, name, dict(args), spec)
 
 

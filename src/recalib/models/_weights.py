@@ -14,7 +14,6 @@ comparing). The weights files, their manifest and ``MODEL_CARD.md`` live in the 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
 from collections.abc import Mapping
@@ -25,7 +24,7 @@ from typing import Any
 from torch import nn
 
 from .._io import sha256_file
-from ..modules import get_recalib_class, parse_recalib_spec
+from ..modules import canonical_recalib_spec
 from ._cfg import dataset_cfg
 
 __all__ = [
@@ -66,25 +65,8 @@ class PretrainedEntry:
 
 
 
-def canonical_recalib(spec: str | None) -> str:
-    """The operator's name with every constructor argument (given or default), e.g.
-    ``"mssar(context_channels=None, reduction=1, scales=(1, 2, 4), strategy='regional')"``; ``None`` -> ``"none"``."""
-    if spec is None or spec.strip().lower() in ("", "none"):
-        return "none"
-    name, kwargs = parse_recalib_spec(spec)
-    cls = get_recalib_class(name)
-    if name == "none" or cls is None:
-        return "none"
-    params = dict(inspect.signature(cls.__init__).parameters)
-    full: dict[str, Any] = {k: p.default for k, p in params.items()
-                            if k not in ("self", "channels") and p.default is not inspect.Parameter.empty
-                            and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)}
-    full.update(kwargs)
-
-    def norm(v: Any) -> Any:
-        return tuple(norm(x) for x in v) if isinstance(v, (list, tuple)) else v
-
-    return f"{name}(" + ", ".join(f"{k}={norm(v)!r}" for k, v in sorted(full.items())) + ")"
+#: The registry's canonical form (every constructor argument filled in), under the name this module exported.
+canonical_recalib = canonical_recalib_spec
 
 
 def _read_manifest(manifest: str | os.PathLike[str] | None) -> tuple[Path, list[PretrainedEntry]]:

@@ -12,7 +12,15 @@
 from .ge import GatherExcite
 from .identity import Identity
 from .mssar import MSSAR
-from .registry import build_recalib, get_recalib_class, list_recalibs, parse_recalib_spec, register_recalib
+from .registry import (
+    build_recalib,
+    canonical_recalib_spec,
+    format_recalib_spec,
+    get_recalib_class,
+    list_recalibs,
+    parse_recalib_spec,
+    register_recalib,
+)
 from .se import SqueezeExcite
 from .sge import SpatialGroupEnhance
 
@@ -23,6 +31,8 @@ __all__ = [
     "SpatialGroupEnhance",
     "SqueezeExcite",
     "build_recalib",
+    "canonical_recalib_spec",
+    "format_recalib_spec",
     "get_recalib_class",
     "list_recalibs",
     "parse_recalib_spec",

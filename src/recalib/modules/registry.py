@@ -1,14 +1,18 @@
 """The operator registry: names, the textual form used on command lines, and `build_recalib`.
 
 The textual form is a call with keyword arguments only, e.g. ``"mssar(scales=(1, 2), strategy='sliding')"``.
-It is parsed with :mod:`ast` and :func:`ast.literal_eval`; nothing is ever evaluated as code.
+It is parsed with :mod:`ast` and :func:`ast.literal_eval`; nothing is ever evaluated as code. This module owns
+the form both ways: :func:`parse_recalib_spec` reads it, :func:`format_recalib_spec` writes it (what
+``create_model`` records as ``model.recalib_spec``), and :func:`canonical_recalib_spec` writes it with every
+constructor argument filled in, so that two spellings of one operator compare equal (pretrained weights are
+matched this way).
 """
 
 from __future__ import annotations
 
 import ast
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from torch import nn
@@ -81,6 +85,43 @@ def parse_recalib_spec(spec: str) -> tuple[str, dict[str, Any]]:
                 f"operator spec {spec!r}: the value of {kw.arg!r} must be a literal (number, string, tuple, ...)"
             ) from None
     return tree.func.id, kwargs
+
+
+def _as_literal(value: Any) -> Any:
+    return tuple(_as_literal(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def format_recalib_spec(name: str, kwargs: Mapping[str, Any]) -> str:
+    """The textual form of ``name`` with ``kwargs``: keys sorted, lists written as tuples; no arguments, no call.
+
+    >>> format_recalib_spec("mssar", {"strategy": "sliding", "scales": [1, 2]})
+    "mssar(scales=(1, 2), strategy='sliding')"
+    """
+    if not kwargs:
+        return name
+    return f"{name}(" + ", ".join(f"{k}={_as_literal(v)!r}" for k, v in sorted(kwargs.items())) + ")"
+
+
+def canonical_recalib_spec(spec: str | None) -> str:
+    """The textual form with every constructor argument (given or default); ``None`` and ``"none"`` -> ``"none"``.
+
+    >>> canonical_recalib_spec("se") == canonical_recalib_spec("se(reduction=16)")
+    True
+    """
+    if spec is None or spec.strip().lower() in ("", "none"):
+        return "none"
+    name, kwargs = parse_recalib_spec(spec)
+    cls = get_recalib_class(name)
+    name = _ALIASES.get(name, name)
+    if name == "none":
+        return "none"
+    full: dict[str, Any] = {
+        k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()
+        if k not in ("self", "channels") and p.default is not inspect.Parameter.empty
+        and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+    }
+    full.update(kwargs)
+    return format_recalib_spec(name, full)
 
 
 def build_recalib(name: str | None, channels: int, **kwargs: Any) -> nn.Module:
