@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -171,6 +172,23 @@ def test_launch_commands(tmp_path):
     est = st.estimate_seconds(run, "cpu")
     macs = cost.forward_macs(run)
     assert est == pytest.approx((3 * 256 + 500) * macs * 2 / st.THROUGHPUT_MACS_PER_S["cpu"])
+
+
+def test_split_sizes_come_from_the_data_registry(tmp_path, monkeypatch):
+    from recalib.data import get_dataset_info
+
+    study = st.load_study(_write(tmp_path, MINI))
+    run = st.plan_runs(study, tmp_path / "res")[0]
+    full = dataclasses.replace(run, config=dataclasses.replace(run.config, subset=0, test_subset=0))
+    info = get_dataset_info(run.dataset)
+    assert cost.run_images(full) == (info.train_images, info.test_images)
+    # Official sizes, written by hand from the data sets' documentation.
+    sizes = {n: (get_dataset_info(n).train_images, get_dataset_info(n).test_images)
+             for n in ("fashion-mnist", "cifar10", "cifar100", "imagenet")}
+    assert sizes == {"fashion-mnist": (60000, 10000), "cifar10": (50000, 10000), "cifar100": (50000, 10000),
+                     "imagenet": (1281167, 50000)}
+    held_out = dataclasses.replace(full, config=dataclasses.replace(full.config, val_split=5000))
+    assert cost.run_images(held_out) == (info.train_images - 5000, 5000)
 
 
 FAKE_TRAINER = """#!{python}

@@ -29,6 +29,8 @@ class DatasetInfo:
     """What a model and a loader need to know about a data set.
 
     ``mean`` and ``std`` are per channel, for pixels scaled to [0, 1], measured on the training split.
+    ``train_images`` and ``test_images`` are the official split sizes (the test split is ImageNet's validation
+    set), ``None`` when unknown; loaders check what they read against them and study plans count with them.
     """
 
     name: str
@@ -38,6 +40,8 @@ class DatasetInfo:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     kind: Literal["small", "folder"]
+    train_images: int | None = None
+    test_images: int | None = None
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,8 @@ CIFAR10 = DatasetInfo(
     mean=(0.4914, 0.4822, 0.4465),
     std=(0.2470, 0.2435, 0.2616),
     kind="small",
+    train_images=50_000,
+    test_images=10_000,
 )
 CIFAR100 = DatasetInfo(
     name="cifar100",
@@ -62,6 +64,8 @@ CIFAR100 = DatasetInfo(
     mean=(0.5071, 0.4865, 0.4409),
     std=(0.2673, 0.2564, 0.2762),
     kind="small",
+    train_images=50_000,
+    test_images=10_000,
 )
 
 

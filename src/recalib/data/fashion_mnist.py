@@ -32,6 +32,8 @@ FASHION_MNIST = DatasetInfo(
     mean=(0.2860,),
     std=(0.3530,),
     kind="small",
+    train_images=60_000,
+    test_images=10_000,
 )
 #: The official mirror (Zalando's S3 bucket); the file name is appended.
 BASE_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -41,7 +43,7 @@ FILES: dict[str, tuple[str, str]] = {  # (split, part) -> file name, SHA-256 of 
     "test-images": ("t10k-images-idx3-ubyte.gz", "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa"),
     "test-labels": ("t10k-labels-idx1-ubyte.gz", "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05"),
 }
-_SIZES = {"train": 60000, "test": 10000}
+_SIZES = {"train": FASHION_MNIST.train_images, "test": FASHION_MNIST.test_images}
 _FIX = "apt-get install dataset-fashion-mnist"
 
 # IDX dtype codes -> big-endian numpy dtypes.

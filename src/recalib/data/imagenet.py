@@ -33,6 +33,8 @@ IMAGENET = DatasetInfo(
     mean=(0.485, 0.456, 0.406),
     std=(0.229, 0.224, 0.225),
     kind="folder",
+    train_images=1_281_167,
+    test_images=50_000,
 )
 # PCA of ImageNet RGB pixels (fb.resnet.torch, datasets/imagenet.lua); columns are eigenvectors.
 _EIGVAL = (0.2175, 0.0188, 0.0045)

@@ -1,8 +1,9 @@
 """The cost model of ``recalib study run --dry-run``: how long the unfinished runs of a study will take.
 
 A run costs (3 x training images + 1 x evaluation images) x forward MACs per image x epochs still to do,
-divided by a device's throughput. Every constant of the model is in this file: :data:`THROUGHPUT_MACS_PER_S`
-(per device) and :data:`SPLIT_SIZES` (images per split). The estimate is an order of magnitude, for planning.
+divided by a device's throughput. Every constant of the model is in this file (:data:`THROUGHPUT_MACS_PER_S`,
+per device); the images per split are the data registry's (:class:`recalib.data.DatasetInfo`). The estimate is
+an order of magnitude, for planning.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from ..models import create_model
 from ..models.complexity import params_and_macs
 from .plan import Run
 
-__all__ = ["SPLIT_SIZES", "THROUGHPUT_MACS_PER_S", "estimate_seconds", "forward_macs", "run_images"]
+__all__ = ["THROUGHPUT_MACS_PER_S", "estimate_seconds", "forward_macs", "run_images"]
 
 #: Effective multiply-accumulates per second per device, for ``--dry-run`` estimates only (order of magnitude).
 #: A training image costs 3x its forward MACs (forward + backward), a test image 1x. ``cpu``: measured on the
@@ -25,16 +26,7 @@ __all__ = ["SPLIT_SIZES", "THROUGHPUT_MACS_PER_S", "estimate_seconds", "forward_
 #: CIFAR models are latency-bound, so the small value is used for them and the large one for ImageNet).
 THROUGHPUT_MACS_PER_S: dict[str, float] = {"cpu": 1.0e10, "cuda-small": 3.0e12, "cuda-large": 4.0e13}
 
-#: (training, test) images of each registered data set (keys are :func:`recalib.data.get_dataset_info` names);
-#: ``subset``/``test_subset``/``val_split`` adjust them. They belong in :class:`recalib.data.DatasetInfo`; until
-#: the data package carries them, this is their one home.
-SPLIT_SIZES: dict[str, tuple[int, int]] = {
-    "fashion-mnist": (60_000, 10_000),
-    "cifar10": (50_000, 10_000),
-    "cifar100": (50_000, 10_000),
-    "imagenet": (1_281_167, 50_000),
-}
-_DEFAULT_SPLIT = (50_000, 10_000)  # a data set registered without its sizes: a CIFAR-sized guess
+_DEFAULT_SPLIT = (50_000, 10_000)  # a data set registered without its split sizes: a CIFAR-sized guess
 
 _MACS_CACHE: dict[tuple[str, str, str, str], int] = {}  # (model, spec, model_args, input) -> MACs
 
@@ -53,7 +45,9 @@ def forward_macs(run: Run) -> int:
 
 def run_images(run: Run) -> tuple[int, int]:
     """(training images per epoch, evaluation images per epoch) of a run."""
-    n_train, n_test = SPLIT_SIZES.get(get_dataset_info(run.dataset).name, _DEFAULT_SPLIT)
+    info = get_dataset_info(run.dataset)
+    n_train = info.train_images if info.train_images is not None else _DEFAULT_SPLIT[0]
+    n_test = info.test_images if info.test_images is not None else _DEFAULT_SPLIT[1]
     cfg = run.config
     if cfg.val_split:
         n_train, n_test = n_train - cfg.val_split, cfg.val_split
