@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import sys
+
 import pytest
 
-from recalib._format import format_count, format_seconds, format_significant, markdown_table
+from recalib._format import format_count, format_seconds, format_significant, markdown_table, progress_bar
 
 
 def test_format_count():
@@ -42,3 +45,22 @@ def test_markdown_table():
         markdown_table(["a", "b"], [], align="l")
     with pytest.raises(ValueError, match="per column"):
         markdown_table(["a"], [], align="x")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_only_on_a_terminal_and_with_tqdm(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert progress_bar(10, "x") is None  # a log file or a pipe gets no bar
+    pytest.importorskip("tqdm")
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    bar = progress_bar(10, "download", unit="B")
+    bar.update(4)
+    bar.close()
+    assert bar.total == 10 and bar.n == 4 and "download" in term.getvalue()
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # not installed: no bar, no error
+    assert progress_bar(10, "x") is None

@@ -1,4 +1,4 @@
-"""Text forms shared by the reports, tables and command lines: counts, durations and Markdown tables.
+"""Text forms shared by the reports, tables and command lines: counts, durations, Markdown tables, progress bars.
 
 One home for each, so that ``recalib profile``, ``recalib quickstart``, study reports and benchmark pages
 write a count or a table the same way (see ``docs/architecture.md``).
@@ -6,10 +6,11 @@ write a count or a table the same way (see ``docs/architecture.md``).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["format_count", "format_seconds", "format_significant", "markdown_table"]
+__all__ = ["format_count", "format_seconds", "format_significant", "markdown_table", "progress_bar"]
 
 _PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 _ALIGN_MARKS = {"-": "---", "l": ":---", "r": "---:", "c": ":---:"}
@@ -64,3 +65,14 @@ def markdown_table(headers: Sequence[Any], rows: Sequence[Sequence[Any]], align:
              "|" + "|".join(_ALIGN_MARKS[a] for a in align) + "|"]
     lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def progress_bar(total: int | None, desc: str, **tqdm_kwargs: Any) -> Any:
+    """A tqdm bar on stderr when stderr is a terminal and tqdm is installed (extra ``progress``), else ``None``."""
+    if not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, file=sys.stderr, **tqdm_kwargs)

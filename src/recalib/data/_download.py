@@ -15,13 +15,13 @@ Downloads stream into a temporary file next to the destination, are verified, an
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
+from .._format import progress_bar
 from .._io import sha256_file
 from ._base import DataError, DataNotFoundError
 
@@ -67,22 +67,12 @@ def download_target(name: str, data_dir: str | os.PathLike[str] | None) -> Path:
     return (Path(root).expanduser() if root is not None else cache_dir()) / name
 
 
-def _progress(total: int | None, desc: str) -> Any:  # a tqdm bar, or None
-    if not sys.stderr.isatty():
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr)
-
-
 def _fetch(url: str, out: BinaryIO, desc: str) -> None:
     """Stream ``url`` into ``out``; a tqdm bar on stderr when it is a terminal. Network errors raise ``OSError``."""
     request = urllib.request.Request(url, headers={"User-Agent": "recalib"})
     with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
         length = response.headers.get("Content-Length")
-        bar = _progress(int(length) if length else None, desc)
+        bar = progress_bar(int(length) if length else None, desc, unit="B", unit_scale=True, unit_divisor=1024)
         try:
             while chunk := response.read(_CHUNK):
                 out.write(chunk)

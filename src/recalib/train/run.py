@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from .._format import progress_bar
 from .._provenance import library_versions
 from .._spec import spec_or_none
 from . import distributed
@@ -155,7 +155,8 @@ def _train_epoch(run: Run, epoch: int) -> tuple[dict[str, float], dict[str, floa
     """Train and evaluate epoch ``epoch`` (0-based); raise if anything became NaN or infinite."""
     cfg, st = run.cfg, run.state
     run.data.set_epoch(epoch)
-    bar = _progress_bar(cfg.progress and run.dinfo.is_main, run.steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}")
+    bar = (progress_bar(run.steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
+           if cfg.progress and run.dinfo.is_main else None)
     try:
         tr = train_one_epoch(
             run.train_model, run.data.train, run.optimizer, lr_at=run.schedule, step=st.step, device=run.device,
@@ -250,16 +251,6 @@ def _first_non_finite(model: nn.Module, eval_loss: float) -> str | None:
     if not math.isfinite(eval_loss):
         return "the evaluation loss"
     return None
-
-
-def _progress_bar(enabled: bool, total: int, desc: str) -> Any:
-    if not (enabled and sys.stderr.isatty()):
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc=desc, leave=False, file=sys.stderr)
 
 
 # --------------------------------------------------------------------------------------- finish ---
