@@ -145,7 +145,7 @@ def export(args: argparse.Namespace) -> int:
         entry["card"] = _card(entry, study.schedule)
         entries[op.spec] = entry
         print(f"{op.key:14s} seed {args.seed}  final test error {finals[args.seed]['test_error']:.2f}%  "
-              f"(seeds so far: {mean:.2f} ± {sd or 0:.2f}, n={len(errs)})  -> {name}")
+              f"(seeds so far: {mean:.2f}" + (f" ± {sd:.2f}" if sd is not None else "") + f", n={len(errs)})  -> {name}")
     weights = [entries.pop(e["recalib"]) if (e["tag"] == args.tag and e["architecture"] == args.model
                                             and e["recalib"] in entries) else e
                for e in manifest.get("weights", [])]
