@@ -133,6 +133,7 @@ def to_markdown(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def write_markdown(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
+    """Write :func:`to_markdown` of ``rows`` to ``path`` atomically."""
     write_text_atomic(path, to_markdown(rows))
 
 
@@ -145,6 +146,7 @@ def write_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Add ``recalib profile``'s options to ``parser``."""
     parser.add_argument("--models", default="resnet20,resnet56,densenet_bc_100",
                         help="comma-separated zoo models, optionally with arguments (\"resnet20(shortcut='B')\"), "
                         f"or 'all'; zoo: {', '.join(list_models())}")
@@ -160,6 +162,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``recalib profile``: print (and optionally write) the complexity table; return the exit status."""
     models = list_models() if args.models.strip() == "all" else split_list(args.models)
     recalibs = split_list(args.recalib)
     try:

@@ -154,6 +154,7 @@ def plot_gates(images: torch.Tensor, columns: Sequence[tuple[str, str, torch.Ten
 
 # ------------------------------------------------------------------------------------------- CLI ---
 def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Add ``recalib visualize``'s options to ``parser``."""
     parser.description = ("Plot test images next to the gate Z of chosen blocks (per scale and combined for "
                           "MS-SAR) as a PNG grid.")
     src = parser.add_mutually_exclusive_group(required=True)
@@ -195,6 +196,7 @@ def _load(args: argparse.Namespace) -> tuple[nn.Module, str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``recalib visualize``: draw the gates of a trained model's blocks; return the exit status."""
     from ..data import DeviceLoader, load_small
 
     try:

@@ -29,6 +29,7 @@ __all__ = ["configure_parser", "run"]
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Add ``recalib study``'s subcommands (``list``, ``run``, ``report``) and their options to ``parser``."""
     parser.description = "Run and report grids of experiments described in studies/*.toml."
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
@@ -68,6 +69,7 @@ def _command_line(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``recalib study``: list, run or report a study; return the exit status (2 for a bad study or flag)."""
     def _terminate(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # run_study stops its subprocesses; they resume from their checkpoints
 

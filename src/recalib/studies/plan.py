@@ -59,6 +59,7 @@ class Run:
 
 
 def make_run_id(model: str, operator_key: str, dataset: str, seed: int) -> str:
+    """The run's folder name, ``<model>__<operator key>__<dataset>__s<seed>``."""
     return f"{model}__{operator_key}__{dataset}__s{seed}"
 
 

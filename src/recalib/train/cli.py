@@ -52,6 +52,7 @@ def add_config_arguments(parser: argparse.ArgumentParser | Any, skip: tuple[str,
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Add ``recalib train``'s options to ``parser``."""
     parser.description = (
         "Train a zoo model under a recipe (paper protocols of docs/spec.md, section 6, or quick). Writes config.json, "
         "metrics.jsonl, checkpoint.pt, summary.json and curves.png into --out."
@@ -90,6 +91,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``recalib train``: apply the runtime settings, resolve the config and train; return the exit status."""
     from ._device import apply_runtime_settings
     from .distributed import PeerTimeoutError
     from .engine import NonFiniteLossError

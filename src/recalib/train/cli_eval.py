@@ -20,6 +20,7 @@ __all__ = ["configure_parser", "evaluate_checkpoint", "run"]
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Add ``recalib eval``'s options to ``parser``."""
     parser.add_argument("--checkpoint", required=True, metavar="PATH",
                         help="checkpoint.pt written by recalib train, or the run folder holding it")
     parser.add_argument("--dataset", default=None, help="data set to evaluate on (default: the one trained on)")
@@ -99,6 +100,7 @@ def _check_output_file(path: str, flag: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``recalib eval``: evaluate a checkpoint on a test set; return the exit status."""
     try:
         if args.json:
             _check_output_file(args.json, "--json")

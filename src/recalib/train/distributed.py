@@ -141,6 +141,7 @@ def cleanup(info: DistInfo) -> None:
 
 
 def is_distributed() -> bool:
+    """True inside an initialised process group of more than one process."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
@@ -162,6 +163,7 @@ def all_gather_object(obj: Any) -> list[Any]:
 
 
 def barrier() -> None:
+    """Wait for every rank (a no-op in a single process)."""
     if is_distributed():
         dist.barrier()
 

@@ -21,6 +21,7 @@ __all__ = ["configure_parser", "format_report", "main", "run"]
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Add ``recalib quickstart``'s options to ``parser``."""
     parser.add_argument("--out", default="runs/quickstart", help="output folder (a previous quick-start there is replaced)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--data-dir", default=None, help="folder holding Fashion-MNIST (default: standard locations)")
@@ -62,6 +63,7 @@ def format_report(summary: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``recalib quickstart``: train the Fashion-MNIST quick-start and print its table; return the exit status."""
     from ._device import apply_runtime_settings
     from .config import resolve_config
     from .engine import NonFiniteLossError
@@ -87,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m recalib.train.quickstart``: the quick-start without the ``recalib`` dispatcher."""
     parser = argparse.ArgumentParser(prog="python -m recalib.train.quickstart", description=__doc__.splitlines()[0])
     configure_parser(parser)
     return run(parser.parse_args(argv))
