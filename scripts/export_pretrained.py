@@ -46,6 +46,8 @@ def _card(entry: dict[str, Any], schedule: str) -> str:
         f"{m['test_images']} test images), {schedule}. Exported: seed {m['seed']}, {m['selection']}. Its test error "
         f"(last epoch): {m['final_test_error']:.2f}% (top-5 {m['final_test_top5_error']:.2f}%). Across seeds: "
         f"{spread} ({seeds}){so_far}; quote the mean ± std as the recipe's expected error."
+        + (f" Trained by `{m['command']}`, which runs `python3 -m recalib train` on the run's `planned_config.json` "
+           "(the training configuration below)." if m.get("command") else "")
     )
 
 
@@ -140,6 +142,8 @@ def export(args: argparse.Namespace) -> int:
                 "schedule": study.schedule, "study": study.dir_name,
                 "selection": f"declared before training (seed {args.seed} of every operator; not chosen on the test set)",
                 "provenance": provenance,
+                "command": (f"python3 -m recalib study run {study.name} --variant {study.variant or 'none'} "
+                            f"--results {args.results} --filter {chosen.run_id}"),
             },
         }
         entry["card"] = _card(entry, study.schedule)

@@ -77,6 +77,9 @@ def test_seed_zero_is_exported_and_statistics_follow_the_runs(tmp_path: Path) ->
         assert m["n"] == 2 and m["mean"] == pytest.approx(statistics.mean([errors[(op, 0)], errors[(op, 1)]]))
         assert m["std"] == pytest.approx(statistics.stdev([errors[(op, 0)], errors[(op, 1)]]))
         assert "declared before training" in m["selection"] and "seed 0" in e["card"]
+        run_id = f"resnet20__{op}__fashion-mnist__s0"
+        assert m["command"] == f"python3 -m recalib study run tiny-export --variant none --results {results} --filter {run_id}"
+        assert f"`{m['command']}`" in e["card"]
         ckpt = torch.load(folder / f"resnet20__{op}__fashion-mnist__s0" / "checkpoint.pt", weights_only=True)
         weights = load_file(str(out / e["file"]))
         assert weights.keys() == ckpt["model"].keys()
