@@ -15,6 +15,7 @@ the study's SGE row (one channel per group on ResNet-20) is the operator or its 
     python3 scripts/tune_fashion_mnist_budget.py              # train what is missing (2 at a time), then report
     python3 scripts/tune_fashion_mnist_budget.py --checks     # the two checks run after the choice
     python3 scripts/tune_fashion_mnist_budget.py --report     # only write the README from the finished runs
+    python3 scripts/tune_fashion_mnist_budget.py --check      # is the committed README what the committed runs give?
 
 Run folders and the generated README: ``results/fashion-mnist/validation/``.
 """
@@ -25,8 +26,10 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -100,7 +103,7 @@ def train_missing(parallel: int, runs: list[Run]) -> None:
             print(f"exit {p.returncode}: {' '.join(p.args[-2:])}", flush=True)  # type: ignore[index]
 
 
-def report() -> str:
+def report(runs: Path = OUT) -> str:
     lines = [
         "# Fashion-MNIST budgeted CPU schedule: choosing lr and weight decay on a validation split",
         "",
@@ -119,18 +122,18 @@ def report() -> str:
     ]
     best = None
     for run in CANDIDATES:
-        errors = val_errors(OUT / run_name(run))
+        errors = val_errors(runs / run_name(run))
         lines.append(f"| {run.lr:g} | {run.wd:g} | " + " | ".join(cells(errors, run.epochs)) + " |")
-        if finished(OUT / run_name(run)) and (best is None or errors[-1] < best[1]):
+        if finished(runs / run_name(run)) and (best is None or errors[-1] < best[1]):
             best = (run, errors[-1])
     lines.append("")
-    if best is None or not all(finished(OUT / run_name(run)) for run in CANDIDATES):
+    if best is None or not all(finished(runs / run_name(run)) for run in CANDIDATES):
         lines.append("Not every candidate has finished; no choice is made yet.")
     else:
         if best[0] != CHOSEN:
             raise SystemExit(f"the rule picks {best[0]}, but CHOSEN (the study's setting) is {CHOSEN}")
         lines.append(f"Chosen: lr {best[0].lr:g}, wd {best[0].wd:g} ({best[1]:.2f} % last-epoch validation error).")
-    lines += budget_check_section() + sge_check_section()
+    lines += budget_check_section(runs) + sge_check_section(runs)
     lines += ["", "Command of each run:", "", "```bash"]
     lines += ["python3 " + shlex.join(command(run)[1:]).replace(str(ROOT) + "/", "") for run in [*CANDIDATES, *CHECKS]]
     lines += ["```", ""]
@@ -142,17 +145,17 @@ def cells(errors: list[float], epochs: int, width: int = 0) -> list[str]:
     return [f"{e:.2f}" for e in errors] + ["—"] * (epochs - len(errors)) + [""] * (width - epochs)
 
 
-def comparison(check: Run, label: str) -> str:
+def comparison(runs: Path, check: Run, label: str) -> str:
     """The last-epoch sentence comparing a check with the chosen candidate, once both have finished."""
-    if not (finished(OUT / run_name(check)) and finished(OUT / run_name(CHOSEN))):
+    if not (finished(runs / run_name(check)) and finished(runs / run_name(CHOSEN))):
         return "This run has not finished; nothing is measured yet."
-    base, other = val_errors(OUT / run_name(CHOSEN))[-1], val_errors(OUT / run_name(check))[-1]
+    base, other = val_errors(runs / run_name(CHOSEN))[-1], val_errors(runs / run_name(check))[-1]
     return (f"Last-epoch validation error: {base:.2f} % for the chosen candidate, {other:.2f} % {label} "
             f"({other - base:+.2f} points). Curves: [chosen]({run_name(CHOSEN)}/curves.png), "
             f"[this check]({run_name(check)}/curves.png).")
 
 
-def budget_check_section() -> list[str]:
+def budget_check_section(runs: Path) -> list[str]:
     """The longer run on the same split: is the number of epochs what limits the error?"""
     run = BUDGET_CHECK
     lines = [
@@ -170,11 +173,11 @@ def budget_check_section() -> list[str]:
         "|---|" + "---|" * run.epochs,
     ]
     for r in (CHOSEN, run):
-        lines.append(f"| {r.epochs} | " + " | ".join(cells(val_errors(OUT / run_name(r)), r.epochs, run.epochs)) + " |")
-    return [*lines, "", comparison(run, f"after {run.epochs} epochs")]
+        lines.append(f"| {r.epochs} | " + " | ".join(cells(val_errors(runs / run_name(r)), r.epochs, run.epochs)) + " |")
+    return [*lines, "", comparison(runs, run, f"after {run.epochs} epochs")]
 
 
-def sge_check_section() -> list[str]:
+def sge_check_section(runs: Path) -> list[str]:
     """SGE with several channels per group on the same split: is the study's SGE row its group size?"""
     run = SGE_CHECK
     lines = [
@@ -191,23 +194,48 @@ def sge_check_section() -> list[str]:
         "|---|" + "---|" * EPOCHS,
     ]
     for r in (CHOSEN, run):
-        lines.append(f"| `{r.recalib}` | " + " | ".join(cells(val_errors(OUT / run_name(r)), r.epochs)) + " |")
-    return [*lines, "", comparison(run, f"for `{run.recalib}`")]
+        lines.append(f"| `{r.recalib}` | " + " | ".join(cells(val_errors(runs / run_name(r)), r.epochs)) + " |")
+    return [*lines, "", comparison(runs, run, f"for `{run.recalib}`")]
 
 
-def main() -> None:
+def committed_copy(dest: Path) -> Path:
+    """Copy the validation files git tracks into ``dest`` (runs in flight on this machine stay out); return it."""
+    folder = OUT.relative_to(ROOT)
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z", "--", str(folder)], cwd=ROOT, check=True,
+                                capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise SystemExit(f"tune_fashion_mnist_budget: --check needs a git checkout ({exc})") from None
+    for rel in filter(None, listed.split("\0")):
+        target = dest / Path(rel).relative_to(folder)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ROOT / rel, target)
+    return dest
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--report", action="store_true", help="only write the README from finished runs")
+    parser.add_argument("--check", action="store_true",
+                        help="only compare the committed README with what the committed runs give (exit 1 if not)")
     parser.add_argument("--parallel", type=int, default=2, help="runs at once, one thread each (default 2)")
     parser.add_argument("--checks", action="store_true",
                         help="train the checks run after the choice (a longer schedule, SGE's group size)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.check:
+        with tempfile.TemporaryDirectory(prefix="recalib-validation-") as tmp:
+            expected = report(committed_copy(Path(tmp)))
+        if (OUT / "README.md").read_text() != expected:
+            print(f"{OUT / 'README.md'} is not what the committed runs give; run {Path(__file__).name} --report")
+            return 1
+        return 0
     if not args.report:
         train_missing(args.parallel, CHECKS if args.checks else CANDIDATES)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "README.md").write_text(report())
     print((OUT / "README.md").read_text())
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

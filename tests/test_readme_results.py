@@ -90,3 +90,50 @@ def test_the_report_ignores_run_files_git_does_not_track(tmp_path: Path) -> None
     numbers = json.loads((mrr.build_report(tmp_path / "out", root=repo) / "report.json").read_text())
     assert numbers["runs_planned"] - len(numbers["unfinished"]) == sum(r["n"] for r in numbers["rows"]) == 1
     assert local.name in {u["run"] for u in numbers["unfinished"]}
+
+
+# ------------------------------------------------ the validation split of the budgeted schedule ---
+_tune_spec = importlib.util.spec_from_file_location("tune_fashion_mnist_budget",
+                                                    ROOT / "scripts" / "tune_fashion_mnist_budget.py")
+assert _tune_spec is not None and _tune_spec.loader is not None
+tune = importlib.util.module_from_spec(_tune_spec)
+sys.modules["tune_fashion_mnist_budget"] = tune
+_tune_spec.loader.exec_module(tune)
+
+
+def _validation_run(runs: Path, run, errors: list[float]) -> None:  # noqa: ANN001 - the script's Run tuple
+    folder = runs / tune.run_name(run)
+    folder.mkdir(parents=True)
+    (folder / "metrics.jsonl").write_text("".join(json.dumps({"epoch": i + 1, "test_error": e}) + "\n"
+                                                  for i, e in enumerate(errors)))
+    if len(errors) == run.epochs:
+        (folder / "summary.json").write_text(json.dumps({"status": "completed"}))
+
+
+def test_committed_validation_readme_is_what_the_committed_validation_runs_give() -> None:
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout: committed runs cannot be told from local ones")
+    assert tune.main(["--check"]) == 0, "run python3 scripts/tune_fashion_mnist_budget.py --report and commit it"
+
+
+def test_validation_rule_picks_the_lowest_last_epoch_error_and_checks_compare_with_it(tmp_path: Path) -> None:
+    paper_wd, short_wd = tune.CANDIDATES
+    _validation_run(tmp_path, paper_wd, [20.0, 15.0, 12.0, 10.0, 8.5])
+    _validation_run(tmp_path, short_wd, [21.0, 16.0, 13.0, 11.0, 8.25])
+    _validation_run(tmp_path, tune.BUDGET_CHECK, [19.0] * 9 + [7.0])
+    _validation_run(tmp_path, tune.SGE_CHECK, [20.0, 18.0])  # in flight: two epochs of five
+    text = tune.report(tmp_path)
+    assert "Chosen: lr 0.1, wd 0.0005 (8.25 % last-epoch validation error)." in text
+    assert "| 0.1 | 0.0001 | 20.00 | 15.00 | 12.00 | 10.00 | 8.50 |" in text
+    assert "8.25 % for the chosen candidate, 7.00 % after 10 epochs (-1.25 points)" in text
+    assert "| `sge(groups=4)` | 20.00 | 18.00 | — | — | — |" in text
+    assert "This run has not finished; nothing is measured yet." in text
+    assert "--recalib 'sge(groups=4)'" in text  # the command is quoted for the shell
+
+
+def test_validation_report_refuses_a_choice_the_study_did_not_make(tmp_path: Path) -> None:
+    paper_wd, short_wd = tune.CANDIDATES
+    _validation_run(tmp_path, paper_wd, [20.0, 15.0, 12.0, 10.0, 7.5])
+    _validation_run(tmp_path, short_wd, [21.0, 16.0, 13.0, 11.0, 8.25])
+    with pytest.raises(SystemExit, match="the rule picks"):
+        tune.report(tmp_path)
