@@ -51,26 +51,30 @@ _GENERATED = re.compile(r"report generated [^;\n]*? with Python [0-9.]+")
 # ------------------------------------------------------------------------------------------- report ---
 def committed_run_files(root: Path = ROOT) -> list[str]:
     """The study's run files that git tracks (paths relative to ``root``)."""
-    folder = RUNS / f"{STUDY}-{VARIANT}"
+    from recalib._provenance import git_tracked_files
+
     try:
-        listed = subprocess.run(["git", "ls-files", "-z", "--", str(folder)], cwd=root, check=True,
-                                capture_output=True, text=True).stdout
+        return git_tracked_files(root, RUNS / f"{STUDY}-{VARIANT}")
     except (OSError, subprocess.CalledProcessError) as exc:
-        raise SystemExit(f"make_readme_results: needs a git checkout to tell committed runs from local ones ({exc})") from None
-    return [p for p in listed.split("\0") if p]
+        raise _needs_git(exc) from None
+
+
+def _needs_git(exc: Exception) -> SystemExit:
+    return SystemExit(f"make_readme_results: needs a git checkout to tell committed runs from local ones ({exc})")
 
 
 def build_report(dest: Path, root: Path = ROOT) -> Path:
     """Write the report of the committed runs into ``dest``; return it."""
+    from recalib._provenance import copy_git_tracked
     from recalib.studies.catalog import load_study
     from recalib.studies.report import write_report
 
     study = load_study(root / "studies" / f"{STUDY}.toml", variant=VARIANT)
     with tempfile.TemporaryDirectory(prefix="recalib-report-") as tmp:
-        for rel in committed_run_files(root):
-            target = Path(tmp) / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(root / rel, target)
+        try:
+            copy_git_tracked(root, RUNS / f"{STUDY}-{VARIANT}", tmp)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            raise _needs_git(exc) from None
         (Path(tmp) / RUNS).mkdir(parents=True, exist_ok=True)
         here = Path.cwd()
         try:

@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -53,7 +52,6 @@ CHOSEN = Run(0.1, 5e-4)  # what the rule picked (the README checks this against 
 BUDGET_CHECK = CHOSEN._replace(epochs=2 * EPOCHS)  # after the choice: twice the epochs
 SGE_CHECK = CHOSEN._replace(recalib="sge(groups=4)")  # after the choice: 4, 8, 16 channels per group
 CHECKS = [BUDGET_CHECK, SGE_CHECK]
-MODEL = ["--model", "resnet20", "--dataset", "fashion-mnist", "--recipe", "paper-cifar-resnet"]
 FIXED = ["--batch-size", "128", "--schedule", "linear", "--milestones",
          "--warmup-epochs", "0.5", "--val-split", "10000", "--seed", "0", "--device", "cpu", "--threads", "1",
          "--no-tensorboard", "--no-progress"]
@@ -65,8 +63,8 @@ def run_name(run: Run) -> str:
 
 
 def command(run: Run) -> list[str]:
-    model = [*MODEL[:2], "--recalib", run.recalib, *MODEL[2:]]
-    return [sys.executable, "-m", "recalib", "train", *model, "--epochs", str(run.epochs), *FIXED,
+    return [sys.executable, "-m", "recalib", "train", "--model", "resnet20", "--recalib", run.recalib,
+            "--dataset", "fashion-mnist", "--recipe", "paper-cifar-resnet", "--epochs", str(run.epochs), *FIXED,
             "--lr", str(run.lr), "--wd", str(run.wd), "--out", str(OUT / run_name(run))]
 
 
@@ -199,18 +197,15 @@ def sge_check_section(runs: Path) -> list[str]:
 
 
 def committed_copy(dest: Path) -> Path:
-    """Copy the validation files git tracks into ``dest`` (runs in flight on this machine stay out); return it."""
+    """Copy the validation files git tracks under ``dest`` (runs in flight here stay out); return their folder."""
+    from recalib._provenance import copy_git_tracked
+
     folder = OUT.relative_to(ROOT)
     try:
-        listed = subprocess.run(["git", "ls-files", "-z", "--", str(folder)], cwd=ROOT, check=True,
-                                capture_output=True, text=True).stdout
+        copy_git_tracked(ROOT, folder, dest)
     except (OSError, subprocess.CalledProcessError) as exc:
         raise SystemExit(f"tune_fashion_mnist_budget: --check needs a git checkout ({exc})") from None
-    for rel in filter(None, listed.split("\0")):
-        target = dest / Path(rel).relative_to(folder)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(ROOT / rel, target)
-    return dest
+    return dest / folder
 
 
 def main(argv: list[str] | None = None) -> int:
