@@ -46,7 +46,7 @@ def test_arguments_textual_form_and_dtype() -> None:
     op = factory(64, dtype=torch.float64)  # timm passes device= and dtype=
     assert isinstance(op, MSSAR) and op.scales == (1, 2) and op.strategy == "sliding"
     assert op.fc1[0].weight.dtype == torch.float64
-    assert attn_layer("sge")(16).groups == 16  # the zoo's small-channel default
+    assert attn_layer("sge")(16).groups == 4  # the operator's own default: 4 channels per group
     assert "mssar" in repr(factory)
 
 

@@ -17,8 +17,8 @@ def op_params(op: str, c: int, c_in: int | None = None, mssar_reduction: int = 1
     if op == "se":  # reduction 16, both FCs with bias
         h = max(1, c // 16)
         return 2 * c * h + h + c
-    if op == "sge":  # groups = largest divisor of c that is <= 64; gamma and beta per group
-        return 2 * max(d for d in range(1, 65) if c % d == 0)
+    if op == "sge":  # groups: the most (<= 64) that divide c with >= 4 channels each; gamma and beta per group
+        return 2 * max(g for g in range(1, 65) if c % g == 0 and (c // g >= 4 or g == 1))
     if op == "mssar":  # scales (1, 2, 4): L * (C_in D' + C D' + 2 D'), D' = C // (L * reduction)
         h = max(1, c // (3 * mssar_reduction))
         return 3 * (c_in * h + c * h + 2 * h)

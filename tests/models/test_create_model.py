@@ -67,14 +67,31 @@ def test_no_operator_is_the_plain_backbone(none: str | None) -> None:
 
 
 def test_small_channel_defaults() -> None:
-    """SGE groups = largest divisor <= 64; an explicit value wins; SE keeps max(1, C // 16)."""
+    """SGE keeps at least 4 channels per group (64 groups where the channels allow); an explicit value wins; SE
+    keeps max(1, C // 16)."""
     groups = [op.groups for op in _ops(create_model("resnet20", recalib="sge"))]
-    assert groups == [16] * 3 + [32] * 3 + [64] * 3
-    assert {op.groups for op in _ops(create_model("densenet_bc_100", recalib="sge"))} == {12}
-    assert {op.groups for op in _ops(create_model("densenet_bc_190", recalib="sge"))} == {40}
-    assert {op.groups for op in _ops(create_model("resnet50", recalib="sge"))} == {64}
+    assert groups == [4] * 3 + [8] * 3 + [16] * 3  # 16, 32, 64 channels: 4 channels per group
+    assert {op.groups for op in _ops(create_model("densenet_bc_100", recalib="sge"))} == {3}  # 12 new features
+    assert {op.groups for op in _ops(create_model("densenet_bc_190", recalib="sge"))} == {10}  # 40 new features
+    assert {op.groups for op in _ops(create_model("resnet50", recalib="sge"))} == {64}  # 256..2048 channels
     assert {op.groups for op in _ops(create_model("resnet20", recalib="sge(groups=4)"))} == {4}
     assert [op.hidden for op in _ops(create_model("resnet20", recalib="se"))][::3] == [1, 2, 4]
+
+
+@pytest.mark.parametrize("name", ["resnet20", "resnet56", "resnet50"])
+def test_every_sge_keeps_semantic_groups_and_equals_build_recalib(name: str) -> None:
+    """Every SGE of the zoo has >= 4 channels per group, and build_recalib("sge", C) builds the same operator."""
+    from recalib import build_recalib
+
+    ops = [op for op in _ops(create_model(name, recalib="sge")) if isinstance(op, SpatialGroupEnhance)]
+    assert ops
+    for op in ops:
+        assert op.channels // op.groups >= 4 and op.channels % op.groups == 0
+        assert op.groups == 64 or op.channels // op.groups == 4  # as many groups as allowed, at most 64
+        twin = build_recalib("sge", op.channels)
+        assert repr(twin) == repr(op)
+        assert {k: v.shape for k, v in twin.state_dict().items()} == {k: v.shape for k, v in op.state_dict().items()}
+    assert build_recalib("sge", 16).groups == 4
 
 
 def test_img_size_gives_global_theta_gather_its_feature_size() -> None:

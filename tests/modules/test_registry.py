@@ -230,9 +230,10 @@ def test_format_writes_what_parse_reads(spec: str) -> None:
 
 
 def test_canonical_form_is_one_text_per_operator() -> None:
-    # Written by hand from the constructors' signatures: SE's reduction and SGE's groups default to 16 and 64.
+    # Written by hand from the constructors' signatures: SE's reduction defaults to 16; SGE's groups to None, the
+    # channel-dependent rule of recalib.modules.sge_groups (a different network from the old fixed 64).
     assert canonical_recalib_spec("se") == canonical_recalib_spec("se(reduction=16)") == "se(reduction=16)"
-    assert canonical_recalib_spec("sge") == "sge(groups=64)"
+    assert canonical_recalib_spec("sge") == "sge(groups=None)" != canonical_recalib_spec("sge(groups=64)")
     assert canonical_recalib_spec("identity") == canonical_recalib_spec(None) == "none"
     assert canonical_recalib_spec("mssar(scales=[1, 2, 4])") == canonical_recalib_spec("mssar(strategy='regional')")
     assert canonical_recalib_spec("mssar") != canonical_recalib_spec("mssar(strategy='sliding')")

@@ -22,8 +22,8 @@ One factory, :func:`attn_layer`, fills both of timm's attention slots:
 timm's own SE arguments (:data:`TIMM_SE_KWARGS`: ``act_layer``, ``rd_ratio``, ``gate_layer``, ...) are accepted
 and ignored: a recalib operator keeps its own definition (docs/spec.md) and the arguments given to
 :func:`attn_layer`. docs/integrations.md lists the families tested. The factory uses the same resolution and
-small-channel defaults as recalib's own zoo (:func:`recalib.models.resolve_recalib`: e.g. SGE groups = the largest
-divisor of the channels <= 64). This module does not import timm; timm is only needed to build timm models
+defaults as recalib's own zoo (:func:`recalib.models.resolve_recalib`; e.g. SGE's groups come from
+:func:`recalib.modules.sge_groups`). This module does not import timm; timm is only needed to build timm models
 (``pip install 'recalib[timm]'``).
 """
 

@@ -13,8 +13,8 @@ The slot (:class:`RecalibSlot`) turns the user's ``recalib`` + ``recalib_args`` 
 
 Per-operator defaults that adapt to small channel counts (applied only when the user did not set the argument):
 
-* ``sge``: ``groups`` = the largest divisor of ``channels`` that is at most 64 (the operator's default, 64,
-  whenever 64 divides ``channels``; 16 on 16-channel CIFAR stages, 12 on DenseNet-BC-100's 12 new features).
+* ``sge``: nothing here; the operator's own default (:func:`recalib.modules.sge_groups`: at least 4 channels
+  per group, 64 groups where the channels allow) applies through every door alike.
 * any operator with a ``feat_size`` argument (``ge`` with ``variant="theta"``/``"theta+"`` and a global
   extent): the stage's feature size, when the model was built with ``img_size``.
 
@@ -47,25 +47,12 @@ __all__ = [
     "resolve_recalib",
     "ZooModel",
     "init_backbone",
+    "paired_init",
     "feature_size",
     "check_config_kwargs",
 ]
 
 RecalibLike = str | type | Callable[..., nn.Module] | None
-
-
-def _largest_divisor_at_most(n: int, bound: int) -> int:
-    return max(d for d in range(1, min(n, bound) + 1) if n % d == 0)
-
-
-def _sge_defaults(channels: int, kwargs: dict[str, Any]) -> dict[str, Any]:
-    if "groups" not in kwargs:
-        kwargs["groups"] = _largest_divisor_at_most(channels, 64)
-    return kwargs
-
-
-# Registry name -> adapts the keyword arguments to the channel count (documented in the module docstring).
-_ADAPTIVE_DEFAULTS: dict[str, Callable[[int, dict[str, Any]], dict[str, Any]]] = {"sge": _sge_defaults}
 
 
 def _registered_name(cls: type) -> str | None:
@@ -135,8 +122,6 @@ class RecalibSlot:
         if self.factory is None:
             return nn.Identity()
         kwargs = dict(self.kwargs)
-        if self.name in _ADAPTIVE_DEFAULTS:
-            kwargs = _ADAPTIVE_DEFAULTS[self.name](channels, kwargs)
         accepted = _accepted_kwargs(self.factory)
         if context_channels is not None:
             if not self.is_mssar:
@@ -234,6 +219,35 @@ def init_backbone(model: nn.Module) -> None:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+
+
+def paired_init(model: nn.Module, seed: int) -> None:
+    """Redraw the backbone's random weights from a generator seeded with ``seed`` alone ("paired" initialisation).
+
+    Every convolution outside the operator slots gets the He-normal draw of :func:`init_backbone` and every
+    linear layer PyTorch's default draw, in the order of ``named_modules``, from one ``torch.Generator``. As the
+    backbone's module names and shapes do not depend on the operator, models of one architecture and seed start
+    from identical backbone tensors whichever operator they carry, so a paired difference between two operators
+    of one seed is the operators' and not the initialisation's. The operators keep the weights drawn when they
+    were built (from the global random stream); BatchNorm and zero-initialised layers are not random and are
+    left as they are. The global random stream is not consumed.
+    """
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, m in model.named_modules():
+            if "recalib" in name.split("."):
+                continue
+            if isinstance(m, nn.Conv2d):
+                w = torch.empty(m.weight.shape)
+                nn.init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu", generator=g)
+                m.weight.copy_(w)
+            elif isinstance(m, nn.Linear):  # nn.Linear.reset_parameters, drawn from g
+                w = torch.empty(m.weight.shape)
+                nn.init.kaiming_uniform_(w, a=5 ** 0.5, generator=g)
+                m.weight.copy_(w)
+                if m.bias is not None:
+                    bound = 1 / m.in_features ** 0.5 if m.in_features > 0 else 0.0
+                    m.bias.copy_(torch.empty(m.bias.shape).uniform_(-bound, bound, generator=g))
 
 
 def check_config_kwargs(model_name: str, config_cls: type, kwargs: Mapping[str, Any]) -> None:

@@ -22,13 +22,14 @@ from .registry import (
     register_recalib,
 )
 from .se import SqueezeExcite
-from .sge import SpatialGroupEnhance
+from .sge import SpatialGroupEnhance, sge_groups
 
 __all__ = [
     "MSSAR",
     "GatherExcite",
     "Identity",
     "SpatialGroupEnhance",
+    "sge_groups",
     "SqueezeExcite",
     "build_recalib",
     "canonical_recalib_spec",

@@ -20,9 +20,22 @@ from . import _validate
 from ._validate import check_input
 from .registry import register_recalib
 
-__all__ = ["SpatialGroupEnhance"]
+__all__ = ["SpatialGroupEnhance", "sge_groups"]
 
 _EPS = 1e-5
+MIN_CHANNELS_PER_GROUP = 4  #: SGE's premise: each group holds several sub-features
+MAX_GROUPS = 64  #: the official code's choice on ResNet-50 (4 to 32 channels per group)
+
+
+def sge_groups(channels: int) -> int:
+    """The default number of groups for ``channels`` channels: the largest divisor of ``channels`` that is at
+    most 64 and leaves every group at least 4 channels (1 when ``channels`` < 8 has no such divisor but 1).
+
+    >>> [sge_groups(c) for c in (12, 16, 32, 64, 256, 2048)]
+    [3, 4, 8, 16, 64, 64]
+    """
+    bound = max(1, min(MAX_GROUPS, channels // MIN_CHANNELS_PER_GROUP))
+    return max(d for d in range(1, bound + 1) if channels % d == 0)
 
 
 def _normalise(c: torch.Tensor) -> torch.Tensor:
@@ -42,14 +55,19 @@ class SpatialGroupEnhance(nn.Module):
 
     Args:
         channels: C; must be divisible by ``groups``.
-        groups: G, the number of channel groups.
+        groups: G, the number of channel groups; ``None`` (the default) applies :func:`sge_groups`, which keeps
+            at least 4 channels in every group and uses 64 groups where the channels allow (the official code's
+            choice on ResNet-50). The same rule holds wherever the operator is built (``build_recalib``, the zoo,
+            the timm adapter), and ``self.groups`` is the resolved number.
 
     Parameters: ``2 * G``. No MACs in conv/linear layers; about ``4 * C * H * W`` elementwise operations.
     """
 
-    def __init__(self, channels: int, groups: int = 64) -> None:
+    def __init__(self, channels: int, groups: int | None = None) -> None:
         super().__init__()
         self.channels = _validate.positive_int("channels", channels, "SpatialGroupEnhance")
+        if groups is None:
+            groups = sge_groups(self.channels)
         self.groups = _validate.positive_int("groups", groups, "SpatialGroupEnhance")
         if channels % groups:
             divisors = [d for d in range(1, channels + 1) if channels % d == 0]

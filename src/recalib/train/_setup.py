@@ -204,9 +204,12 @@ def _build_model(cfg: TrainConfig, info: Any, device: torch.device,
                  dinfo: distributed.DistInfo) -> tuple[nn.Module, int, int | None]:
     """The model on ``device`` and its (params, MACs per image), counted before it moves."""
     from ..models import create_model
+    from ..models._common import paired_init
 
     model = create_model(cfg.model, num_classes=info.num_classes, in_chans=info.in_chans,
                          recalib=spec_or_none(cfg.recalib), **parse_model_args(cfg.model_args))
+    if cfg.init == "paired":  # the backbone's weights depend on the seed only (TrainConfig.init)
+        paired_init(model, cfg.seed)
     params, macs = params_and_macs(model, (1, info.in_chans, info.image_size, info.image_size))
     model.to(device)
     if cfg.channels_last:

@@ -38,6 +38,8 @@ from typing import Any
 
 __all__ = [
     "AMP_MODES",
+    "INIT_MODES",
+    "LEGACY_DEFAULTS",
     "RECIPES",
     "RUNTIME_FIELDS",
     "SCHEDULES",
@@ -48,6 +50,9 @@ __all__ = [
 ]
 
 SCHEDULES = ("multistep", "cosine", "linear", "onecycle", "constant")
+INIT_MODES = ("paired", "independent")
+#: Values of fields a stored config.json may lack because it was written before the field existed: what those runs did.
+LEGACY_DEFAULTS = {"init": "independent"}
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 
 #: Fields that say how or where a run executes, not what it computes: they may differ when a run is resumed.
@@ -104,6 +109,9 @@ class TrainConfig:
     workers: int = _f(8, "data-loading worker processes per process (folder data sets)")
     # Runtime.
     seed: int = _f(0, "random seed (data order, augmentation, initialisation)")
+    init: str = _f("paired", "initialisation: paired (the backbone's weights depend on the seed only, so every "
+                             "operator of one seed starts from the same backbone) or independent (one random "
+                             "stream for backbone and operator, as before this field existed)")
     device: str = _f("auto", "auto, cpu, cuda, cuda:N or mps")
     amp: str = _f("auto", "mixed precision: auto (bf16 on CUDA, off elsewhere), off, bf16, fp16")
     channels_last: bool = _f(False, "channels_last memory format")
@@ -167,6 +175,8 @@ class TrainConfig:
             raise bad("gamma", "positive")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"TrainConfig: unknown schedule {self.schedule!r}; valid choices: {', '.join(SCHEDULES)}")
+        if self.init not in INIT_MODES:
+            raise ValueError(f"TrainConfig: unknown init {self.init!r}; valid choices: {', '.join(INIT_MODES)}")
         if self.amp not in AMP_MODES:
             raise ValueError(f"TrainConfig: unknown amp {self.amp!r}; valid choices: {', '.join(AMP_MODES)}")
         if list(self.milestones) != sorted(set(self.milestones)) or any(m < 1 for m in self.milestones):
@@ -188,9 +198,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are a ``ValueError``."""
+        """Inverse of :meth:`to_dict`; unknown keys are a ``ValueError``. A field missing from ``values`` takes its
+        :data:`LEGACY_DEFAULTS` value (what runs written before the field existed did), else its default."""
         _check_keys(values, "TrainConfig.from_dict")
-        return cls(**values)
+        return cls(**{**LEGACY_DEFAULTS, **values})
 
 
 def parse_model_args(text: str) -> dict[str, Any]:
@@ -291,4 +302,4 @@ def load_config_json(path: str | Path) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise ValueError(f"{path}: expected a JSON object of TrainConfig fields, got {type(values).__name__}")
     _check_keys(values, str(path))
-    return values
+    return {**LEGACY_DEFAULTS, **values}
