@@ -124,8 +124,9 @@ def test_download_then_read(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> 
     mirror = isolated / "mirror.tar.gz"
     expected = _make_archive(mirror, "cifar10", n=3)
     _use(monkeypatch, "cifar10", mirror, url=mirror.as_uri())
-    (isolated / "data").mkdir()  # an explicit --data-dir must exist; a missing archive is downloaded into it
-    ds = load_small("cifar10", "test", data_dir=isolated / "data")
+    (isolated / "data").mkdir()  # downloads go to $RECALIB_DATA/cifar10 (never into an explicit --data-dir)
+    monkeypatch.setenv("RECALIB_DATA", str(isolated / "data"))
+    ds = load_small("cifar10", "test")
     assert torch.equal(ds.images, torch.from_numpy(expected["test"][0]))
     assert (isolated / "data" / "cifar10" / "cifar-10-python.tar.gz").is_file()
 
@@ -142,8 +143,9 @@ def test_checksum_mismatch(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setitem(cifar_mod.ARCHIVES, "cifar10",
                         dataclasses.replace(cifar_mod.ARCHIVES["cifar10"], url=mirror.as_uri()))
     (isolated / "other").mkdir()
+    monkeypatch.setenv("RECALIB_DATA", str(isolated / "other"))
     with pytest.raises(DataError, match="checksum mismatch"):
-        load_small("cifar10", "train", data_dir=isolated / "other")
+        load_small("cifar10", "train")
     assert list((isolated / "other").iterdir()) == []
 
 

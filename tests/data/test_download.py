@@ -42,16 +42,46 @@ def test_search_order(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert _locate(None, "file:///nonexistent") == system / "toy" / "toy.bin"
 
 
-def test_download_via_file_url(isolated: Path) -> None:
+def test_download_via_file_url(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     mirror = isolated / "mirror.bin"
     mirror.write_bytes(PAYLOAD)
     (isolated / "data").mkdir()
-    path = _locate(isolated / "data", mirror.as_uri())
+    monkeypatch.setenv("RECALIB_DATA", str(isolated / "data"))
+    path = _locate(None, mirror.as_uri())
     assert path == isolated / "data" / "toy" / "toy.bin"
     assert path.read_bytes() == PAYLOAD
     assert sorted(p.name for p in path.parent.iterdir()) == ["toy.bin"]  # no temporary files left
     mirror.unlink()
-    assert _locate(isolated / "data", mirror.as_uri()) == path  # found now, not downloaded again
+    assert _locate(None, mirror.as_uri()) == path  # found now, not downloaded again
+    assert _locate(isolated / "data", mirror.as_uri()) == path  # and found in an explicit --data-dir
+
+
+def test_explicit_data_dir_lacking_the_file_is_an_error_and_downloads_nothing(isolated: Path) -> None:
+    mirror = isolated / "mirror.bin"
+    mirror.write_bytes(PAYLOAD)  # the download would succeed
+    (isolated / "data").mkdir()
+    with pytest.raises(DataNotFoundError, match="--data-dir .* lacks it") as info:
+        _locate(isolated / "data", mirror.as_uri())
+    assert "\n" not in str(info.value) and "only place used" in str(info.value)
+    assert list((isolated / "data").iterdir()) == []
+
+
+def test_digest_of_the_content_is_what_is_compared(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A caller's digest (here: of the reversed bytes) decides; a file whose raw SHA-256 differs is accepted."""
+    (isolated / "env").mkdir()
+    monkeypatch.setenv("RECALIB_DATA", str(isolated / "env"))
+    (isolated / "env" / "toy.bin").write_bytes(PAYLOAD[::-1])
+
+    def reversed_sha(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()[::-1]).hexdigest()
+
+    got = locate_file("toy", "toy.bin", PAYLOAD_SHA, "file:///nonexistent", data_dir=None, download=False, fix="-",
+                      digest=reversed_sha, digest_of="reversed SHA-256")
+    assert got == isolated / "env" / "toy.bin"
+    (isolated / "env" / "toy.bin").write_bytes(PAYLOAD)
+    with pytest.raises(DataError, match="has reversed SHA-256"):
+        locate_file("toy", "toy.bin", PAYLOAD_SHA, "file:///nonexistent", data_dir=None, download=False, fix="-",
+                    digest=reversed_sha, digest_of="reversed SHA-256")
 
 
 def test_download_without_data_dir_goes_to_cache(isolated: Path) -> None:
@@ -60,12 +90,13 @@ def test_download_without_data_dir_goes_to_cache(isolated: Path) -> None:
     assert _locate(None, mirror.as_uri()) == isolated / "cache" / "recalib" / "data" / "toy" / "toy.bin"
 
 
-def test_corrupted_download_leaves_nothing(isolated: Path) -> None:
+def test_corrupted_download_leaves_nothing(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     mirror = isolated / "mirror.bin"
     mirror.write_bytes(PAYLOAD[:-1] + b"?")
     (isolated / "data").mkdir()
+    monkeypatch.setenv("RECALIB_DATA", str(isolated / "data"))
     with pytest.raises(DataError, match="checksum mismatch") as info:
-        _locate(isolated / "data", mirror.as_uri())
+        _locate(None, mirror.as_uri())
     assert PAYLOAD_SHA in str(info.value)
     assert list((isolated / "data").iterdir()) == []  # no file, and no directory it created
 

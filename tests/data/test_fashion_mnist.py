@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import shutil
 import struct
 from pathlib import Path
@@ -15,7 +16,7 @@ from recalib.data import DataError, DataNotFoundError, load_small, parse_idx, re
 from recalib.data import fashion_mnist as fm
 
 SYSTEM = Path("/usr/share/datasets/fashion-mnist")
-OFFICIAL_SHA256 = {  # published with the data set; independent of the table in fashion_mnist.py
+DEBIAN_ARCHIVE_SHA256 = {  # Debian's dataset-fashion-mnist .gz files; independent of the table in fashion_mnist.py
     "t10k-images-idx3-ubyte.gz": "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
     "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
     "train-images-idx3-ubyte.gz": "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
@@ -36,9 +37,75 @@ def real() -> dict[str, object]:
 
 @needs_real
 def test_real_files_and_table_match_official_hashes() -> None:
-    for name, sha in OFFICIAL_SHA256.items():
+    for name, sha in DEBIAN_ARCHIVE_SHA256.items():
         assert sha256_file(SYSTEM / name) == sha
-    assert {f: s for f, s in fm.FILES.values()} == OFFICIAL_SHA256
+    assert {f: a["debian-sha256"] for f, a in fm.KNOWN_ARCHIVES.items()} == DEBIAN_ARCHIVE_SHA256
+    for name, content_sha in fm.FILES.values():  # the table pins the decompressed bytes (hashlib as reference)
+        assert hashlib.sha256(gzip.decompress((SYSTEM / name).read_bytes())).hexdigest() == content_sha
+        assert fm.idx_content_sha256(SYSTEM / name) == content_sha
+
+
+def _recompressed(folder: Path, level: int, edit: dict[str, int] | None = None) -> Path:
+    """The real test files, decompressed, optionally with byte ``edit[name]`` changed, re-compressed at ``level``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        raw = bytearray(gzip.decompress((SYSTEM / name).read_bytes()))
+        if edit and name in edit:
+            raw[edit[name]] = (raw[edit[name]] + 1) % 10
+        (folder / name).write_bytes(gzip.compress(bytes(raw), compresslevel=level, mtime=0))
+    return folder
+
+
+@needs_real
+def test_same_content_recompressed_at_another_level_is_accepted(isolated: Path, real: dict) -> None:
+    data = _recompressed(isolated / "data", level=1)
+    assert sha256_file(data / "t10k-images-idx3-ubyte.gz") != DEBIAN_ARCHIVE_SHA256["t10k-images-idx3-ubyte.gz"]
+    ds = load_small("fashion-mnist", "test", data_dir=data, download=False)
+    assert torch.equal(ds.images, real["test"].images) and torch.equal(ds.labels, real["test"].labels)
+
+
+@needs_real
+def test_one_changed_label_byte_is_refused_in_one_line_naming_the_file(isolated: Path) -> None:
+    data = _recompressed(isolated / "data", level=9, edit={"t10k-labels-idx1-ubyte.gz": 8 + 1234})
+    with pytest.raises(DataError) as info:
+        load_small("fashion-mnist", "test", data_dir=data, download=False)
+    message = str(info.value)
+    assert "\n" not in message and str(data / "t10k-labels-idx1-ubyte.gz") in message
+    assert "content SHA-256" in message
+
+
+@needs_real
+def test_download_from_a_local_http_server_serving_recompressed_files(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, real: dict
+) -> None:
+    """The download path end to end: an HTTP server on 127.0.0.1 serves re-compressed files; one is accepted,
+    a served file with one changed label byte is refused and leaves nothing behind."""
+    import functools
+    import http.server
+    import threading
+
+    _recompressed(isolated / "mirror", level=3)
+    _recompressed(isolated / "bad", level=3, edit={"t10k-labels-idx1-ubyte.gz": 8})
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(isolated))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        monkeypatch.setenv("RECALIB_DATA", str(isolated / "store"))
+        monkeypatch.setattr(fm, "BASE_URL", f"{base}/bad/")
+        with pytest.raises(DataError, match="checksum mismatch"):
+            load_small("fashion-mnist", "test")
+        assert not (isolated / "store" / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz").exists()
+        monkeypatch.setattr(fm, "BASE_URL", f"{base}/mirror/")
+        ds = load_small("fashion-mnist", "test")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert torch.equal(ds.labels, real["test"].labels)
+    got = sorted(p.name for p in (isolated / "store" / "fashion-mnist").iterdir())
+    assert got == ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
 
 
 @needs_real
@@ -72,8 +139,9 @@ def test_real_mean_std_match_info(real: dict) -> None:
 @needs_real
 def test_download_path_with_file_mirror(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fm, "BASE_URL", SYSTEM.as_uri() + "/")
-    (isolated / "data").mkdir()  # an explicit --data-dir must exist; missing files are downloaded into it
-    ds = load_small("fashion-mnist", "test", data_dir=isolated / "data")
+    (isolated / "data").mkdir()  # downloads go to $RECALIB_DATA/fashion-mnist (never into an explicit --data-dir)
+    monkeypatch.setenv("RECALIB_DATA", str(isolated / "data"))
+    ds = load_small("fashion-mnist", "test")
     assert len(ds) == 10000
     got = sorted(p.name for p in (isolated / "data" / "fashion-mnist").iterdir())
     assert got == ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
@@ -82,12 +150,13 @@ def test_download_path_with_file_mirror(isolated: Path, monkeypatch: pytest.Monk
 def test_corrupt_mirror_raises(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     mirror = isolated / "mirror"
     mirror.mkdir()
-    for name in OFFICIAL_SHA256:
+    for name in DEBIAN_ARCHIVE_SHA256:
         (mirror / name).write_bytes(gzip.compress(b"not the data set"))
     monkeypatch.setattr(fm, "BASE_URL", mirror.as_uri() + "/")
     (isolated / "data").mkdir()
+    monkeypatch.setenv("RECALIB_DATA", str(isolated / "data"))
     with pytest.raises(DataError, match="checksum mismatch"):
-        load_small("fashion-mnist", "test", data_dir=isolated / "data")
+        load_small("fashion-mnist", "test")
     assert list((isolated / "data").iterdir()) == []
 
 
@@ -153,7 +222,7 @@ def test_wrong_shape_files_rejected(isolated: Path, monkeypatch: pytest.MonkeyPa
         n = 60000 if key.startswith("train") else 10000
         array = np.zeros((n, 32, 32) if key.endswith("images") else (n,), dtype=np.uint8)
         (data / name).write_bytes(gzip.compress(_idx(array, 0x08), compresslevel=1))
-        table[key] = (name, sha256_file(data / name))
+        table[key] = (name, hashlib.sha256(_idx(array, 0x08)).hexdigest())  # the content, as the table pins it
     monkeypatch.setattr(fm, "FILES", table)
     with pytest.raises(DataError, match=r"expected uint8 images \[10000, 28, 28\]"):
         load_small("fashion-mnist", "test", data_dir=data)

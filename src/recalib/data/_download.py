@@ -1,12 +1,14 @@
 """Finding data files on disk, verifying their SHA-256, and downloading them atomically.
 
 Where a data set ``<name>`` is looked for: with a ``data_dir`` argument (``--data-dir``), there only
-(``data_dir`` and ``data_dir/<name>``; a ``data_dir`` that does not exist is an error naming it, and nothing
-else is searched, so a run never silently uses another copy). Without it: ``$RECALIB_DATA`` (and
+(``data_dir`` and ``data_dir/<name>``; a ``data_dir`` that does not exist, or lacks the file, is an error naming
+it; nothing else is searched and nothing is downloaded, so a run never silently uses another copy). Without it: ``$RECALIB_DATA`` (and
 ``$RECALIB_DATA/<name>``), then ``/usr/share/datasets/<name>`` (Debian's ``dataset-*`` packages), then the
 download cache ``$XDG_CACHE_HOME/recalib/data/<name>`` (``~/.cache/...``). A file that is found but has the
-wrong SHA-256 is an error, never skipped. Every error is one line: what was missing, where it was looked for,
-how to fix it.
+wrong SHA-256 is an error, never skipped. What is hashed is the caller's choice (``digest``): the file's bytes
+by default, or its decompressed content where every faithful copy shares that and not the archive's bytes
+(Fashion-MNIST's ``.gz`` files). Every error is one line: what was missing, where it was looked for, how to fix
+it.
 
 Downloads stream into a temporary file next to the destination, are verified, and only then
 ``os.replace``-d into place: an interrupted or corrupted download never leaves a file behind.
@@ -17,7 +19,7 @@ from __future__ import annotations
 import os
 import tempfile
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -83,8 +85,11 @@ def _fetch(url: str, out: BinaryIO, desc: str) -> None:
                 bar.close()
 
 
-def download_file(url: str, dest: str | os.PathLike[str], sha256: str) -> Path:
-    """Download ``url`` to ``dest`` if its SHA-256 is ``sha256``; ``DataError`` (and no file) otherwise."""
+Digest = Callable[[Path], str]
+
+
+def download_file(url: str, dest: str | os.PathLike[str], sha256: str, digest: Digest = sha256_file) -> Path:
+    """Download ``url`` to ``dest`` if ``digest`` of it is ``sha256``; ``DataError`` (and no file) otherwise."""
     dest = Path(dest)
     created = [d for d in (dest.parent, *dest.parent.parents) if not d.exists()]  # removed again on failure
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +101,7 @@ def download_file(url: str, dest: str | os.PathLike[str], sha256: str) -> Path:
             _fetch(url, f, desc=dest.name)
             f.flush()
             os.fsync(f.fileno())
-        got = sha256_file(tmp)
+        got = digest(tmp)
         if got != sha256:
             raise DataError(
                 f"checksum mismatch downloading {url}: expected SHA-256 {sha256}, got {got} "
@@ -126,12 +131,16 @@ def locate_file(
     download: bool,
     fix: str,
     also_needed: Sequence[str] = (),
+    digest: Digest = sha256_file,
+    digest_of: str = "SHA-256",
 ) -> Path:
     """Path of a verified copy of ``filename`` of data set ``name``, downloading it from ``url`` if allowed.
 
-    Raises ``DataError`` if a copy is found with the wrong SHA-256, ``DataNotFoundError`` if there is none
-    and it cannot be downloaded. ``fix`` is the data set's "how to get it" advice for the message;
-    ``also_needed`` lists the sibling files a user should put next to it.
+    Raises ``DataError`` if a copy is found whose ``digest`` is not ``sha256``, ``DataNotFoundError`` if there is
+    none and it cannot be downloaded (never downloaded when ``data_dir`` is given). ``fix`` is the data set's "how
+    to get it" advice for the message; ``also_needed`` lists the sibling files a user should put next to it;
+    ``digest`` maps a path to a hex digest (default: the SHA-256 of its bytes) and ``digest_of`` names it in
+    messages.
     """
     files = ", ".join(dict.fromkeys([filename, *also_needed]))
     if data_dir is not None and not Path(data_dir).expanduser().is_dir():
@@ -145,25 +154,27 @@ def locate_file(
         path = d / filename
         looked.append(path)
         if path.is_file():
-            got = sha256_file(path)
+            got = digest(path)
             if got != sha256:
                 raise DataError(
-                    f"{name}: {path} has SHA-256 {got}, expected {sha256}: the file is corrupt, truncated "
+                    f"{name}: {path} has {digest_of} {got}, expected {sha256}: the file is corrupt, truncated "
                     f"or a different version. Delete it (it will be downloaded again from {url}) or replace it "
                     f"with the official file."
                 )
             return path
     dest = download_target(name, data_dir) / filename
-    if download:
+    if download and data_dir is None:
         try:
-            return download_file(url, dest, sha256)
+            return download_file(url, dest, sha256, digest)
         except OSError as err:  # network failure, read-only destination, ...
             reason = f"Downloading {url} to {dest} failed: {err}"
+    elif data_dir is not None:
+        reason = "Not downloaded, because an explicit --data-dir (data_dir=) is the only place used"
     else:
         reason = "Not downloaded, because download=False"
     where = f"--data-dir {data_dir} lacks it" if data_dir is not None else "not found"
     raise DataNotFoundError(
-        f"{name}: could not find {filename} (SHA-256 {sha256}): {where} (looked in {', '.join(map(str, looked))}). "
+        f"{name}: could not find {filename} ({digest_of} {sha256}): {where} (looked in {', '.join(map(str, looked))}). "
         f"{reason}. To fix: {fix}, or pass --data-dir DIR (data_dir=DIR) with {files} in DIR or DIR/{name}, "
         f"or set RECALIB_DATA=DIR likewise, or allow the download (network access to {url})."
     )

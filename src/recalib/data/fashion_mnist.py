@@ -1,7 +1,11 @@
 """Fashion-MNIST (Xiao, Rasul and Vollgraf, 2017, arXiv:1708.07747) and the IDX file format it ships in.
 
 70,000 grey 28×28 images of clothes in 10 balanced classes: 60,000 for training, 10,000 for test.
-The four ``.gz`` files are verified against the SHA-256 values below before they are parsed.
+The four ``.gz`` files are verified by content before they are parsed: the SHA-256 of their *decompressed* IDX
+bytes (:data:`FILES`), which every faithful copy shares, whatever compressor or level made the archive. The
+archives' own hashes differ between sources (the official mirror's files and Debian's re-compressed
+``dataset-fashion-mnist`` package hold the same bytes once decompressed); :data:`KNOWN_ARCHIVES` lists them, as
+information only.
 
 IDX (http://yann.lecun.com/exdb/mnist/): two zero bytes, a dtype code, the number of dimensions ``n``,
 ``n`` big-endian uint32 sizes, then the big-endian data in C order. The parser checks every one of
@@ -11,6 +15,7 @@ these and that the byte count is exact.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import math
 import os
 import zlib
@@ -22,7 +27,8 @@ import torch
 from ._base import DataError, DatasetInfo, SmallDataset
 from ._download import locate_file
 
-__all__ = ["FASHION_MNIST", "load_fashion_mnist", "parse_idx", "read_idx"]
+__all__ = ["FASHION_MNIST", "FILES", "KNOWN_ARCHIVES", "idx_content_sha256", "load_fashion_mnist", "parse_idx",
+           "read_idx"]
 
 FASHION_MNIST = DatasetInfo(
     name="fashion-mnist",
@@ -37,11 +43,32 @@ FASHION_MNIST = DatasetInfo(
 )
 #: The official mirror (Zalando's S3 bucket); the file name is appended.
 BASE_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
-FILES: dict[str, tuple[str, str]] = {  # (split, part) -> file name, SHA-256 of the .gz
-    "train-images": ("train-images-idx3-ubyte.gz", "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7"),
-    "train-labels": ("train-labels-idx1-ubyte.gz", "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056"),
-    "test-images": ("t10k-images-idx3-ubyte.gz", "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa"),
-    "test-labels": ("t10k-labels-idx1-ubyte.gz", "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05"),
+FILES: dict[str, tuple[str, str]] = {  # (split, part) -> file name, SHA-256 of the decompressed IDX bytes
+    "train-images": ("train-images-idx3-ubyte.gz", "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
+    "train-labels": ("train-labels-idx1-ubyte.gz", "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
+    "test-images": ("t10k-images-idx3-ubyte.gz", "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
+    "test-labels": ("t10k-labels-idx1-ubyte.gz", "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+}
+#: Hashes of the archives (the ``.gz`` bytes) of known sources; not checked, since any faithful re-compression is
+#: accepted. "zalando-md5": the MD5 published with the data set for the official mirror's files; "debian-sha256":
+#: Debian's ``dataset-fashion-mnist`` package (re-compressed, so other bytes).
+KNOWN_ARCHIVES: dict[str, dict[str, str]] = {
+    "train-images-idx3-ubyte.gz": {
+        "zalando-md5": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "debian-sha256": "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
+    },
+    "train-labels-idx1-ubyte.gz": {
+        "zalando-md5": "25c81989df183df01b3e8a0aad5dffbe",
+        "debian-sha256": "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",
+    },
+    "t10k-images-idx3-ubyte.gz": {
+        "zalando-md5": "bef4ecab320f06d8554ea6380940ec79",
+        "debian-sha256": "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
+    },
+    "t10k-labels-idx1-ubyte.gz": {
+        "zalando-md5": "bb300cfdad3c16e7a12a480ee83cd310",
+        "debian-sha256": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
+    },
 }
 _SIZES = {"train": FASHION_MNIST.train_images, "test": FASHION_MNIST.test_images}
 _FIX = "apt-get install dataset-fashion-mnist"
@@ -77,6 +104,18 @@ def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
     return array.astype(dtype.newbyteorder("="), copy=True)
 
 
+def idx_content_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of the decompressed bytes of a gzip file (streamed); ``DataError`` naming it if it is not gzip."""
+    digest = hashlib.sha256()
+    try:
+        with gzip.open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise DataError(f"{path}: cannot compute its content SHA-256: not a complete gzip file ({err})") from None
+    return digest.hexdigest()
+
+
 def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an IDX file, gzip-compressed if its name ends in ``.gz``."""
     path = Path(path)
@@ -104,6 +143,7 @@ def load_fashion_mnist(
         path = locate_file(
             FASHION_MNIST.name, filename, sha256, BASE_URL + filename,
             data_dir=data_dir, download=download, fix=_FIX, also_needed=all_files,
+            digest=idx_content_sha256, digest_of="content SHA-256 (decompressed)",
         )
         arrays.append(read_idx(path))
         paths.append(str(path))
