@@ -66,10 +66,10 @@ def _needs_git(exc: Exception) -> SystemExit:
 def build_report(dest: Path, root: Path = ROOT) -> Path:
     """Write the report of the committed runs into ``dest``; return it."""
     from recalib._provenance import copy_git_tracked
-    from recalib.studies.catalog import load_study
+    from recalib.studies.catalog import load_study, shipped_studies_dir
     from recalib.studies.report import write_report
 
-    study = load_study(root / "studies" / f"{STUDY}.toml", variant=VARIANT)
+    study = load_study(shipped_studies_dir() / f"{STUDY}.toml", variant=VARIANT)
     with tempfile.TemporaryDirectory(prefix="recalib-report-") as tmp:
         try:
             copy_git_tracked(root, RUNS / f"{STUDY}-{VARIANT}", tmp)

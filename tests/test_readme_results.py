@@ -76,8 +76,6 @@ def test_the_report_ignores_run_files_git_does_not_track(tmp_path: Path) -> None
     if len(finished) < 2:
         pytest.skip("needs two committed finished runs")
     repo = tmp_path / "repo"
-    (repo / "studies").mkdir(parents=True)
-    shutil.copyfile(ROOT / "studies" / "fashion-mnist.toml", repo / "studies" / "fashion-mnist.toml")
     keep, local = finished[0], finished[1]
     for rel in tracked:
         if Path(rel).parent in (keep, local):
@@ -85,7 +83,7 @@ def test_the_report_ignores_run_files_git_does_not_track(tmp_path: Path) -> None
             shutil.copyfile(ROOT / rel, repo / rel)
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
-    subprocess.run([*git, "add", "studies", str(keep)], cwd=repo, check=True)
+    subprocess.run([*git, "add", str(keep)], cwd=repo, check=True)
     subprocess.run([*git, "commit", "-q", "-m", "one run"], cwd=repo, check=True)
     numbers = json.loads((mrr.build_report(tmp_path / "out", root=repo) / "report.json").read_text())
     assert numbers["runs_planned"] - len(numbers["unfinished"]) == sum(r["n"] for r in numbers["rows"]) == 1

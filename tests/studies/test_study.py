@@ -23,7 +23,8 @@ from recalib.studies import cli as study_cli
 from recalib.studies import cost, launch
 
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED = sorted((REPO / "studies").glob("*.toml"))
+SHIPPED_DIR = REPO / "src" / "recalib" / "studies" / "shipped"  # package data: in the wheel
+SHIPPED = sorted(SHIPPED_DIR.glob("*.toml"))
 
 MINI = """
 [study]
@@ -260,13 +261,13 @@ def test_shipped_studies_dry_run(path, tmp_path, capsys, monkeypatch):
 
 
 def test_shipped_study_grids():
-    t2 = st.load_study(REPO / "studies" / "table2-cifar.toml", variant="none")
+    t2 = st.load_study(SHIPPED_DIR / "table2-cifar.toml", variant="none")
     assert len(st.plan_runs(t2, "r")) == 5 * 2 * 2 * 3
     assert t2.recipe_of("densenet_bc_190") == "paper-cifar-densenet"
-    t3 = st.load_study(REPO / "studies" / "table3-scales.toml", variant="none")
+    t3 = st.load_study(SHIPPED_DIR / "table3-scales.toml", variant="none")
     scales = {o.spec for o in t3.operators if o.key != "none"}
     assert len(scales) == 7
-    fm = st.load_study(REPO / "studies" / "fashion-mnist.toml", variant="none")
+    fm = st.load_study(SHIPPED_DIR / "fashion-mnist.toml", variant="none")
     assert len(st.plan_runs(fm, "r")) == 36
     assert st.auto_variant(fm, cuda_available=False) == "cpu-budget"
     assert st.auto_variant(fm, cuda_available=True) is None
@@ -335,7 +336,7 @@ def test_miniature_study_end_to_end(tmp_path, capsys):
 
 def test_operator_model_args_reach_the_run_config(tmp_path):
     # multi-stage.toml gives its "multi" operator model_args = { multi_stage = true }.
-    study = st.load_study(REPO / "studies" / "multi-stage.toml", variant="none")
+    study = st.load_study(SHIPPED_DIR / "multi-stage.toml", variant="none")
     runs = {r.operator.key: r for r in st.plan_runs(study, tmp_path) if r.seed == study.seeds[0]}
     assert runs["multi"].config.model_args == "multi_stage=True"
     assert runs["single"].config.model_args == ""

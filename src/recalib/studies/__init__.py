@@ -1,4 +1,6 @@
-"""Studies: grids of training runs described as data (``studies/*.toml``), planned, run, resumed and reported.
+"""Studies: grids of training runs described as data (TOML), planned, run, resumed and reported.
+
+The shipped studies are package data, ``recalib/studies/shipped/*.toml`` (:func:`shipped_studies_dir`).
 
 One concept per module, in the order a study goes through them:
 
@@ -14,7 +16,14 @@ The package sits above :mod:`recalib.train` (every run is one ``recalib train`` 
 below it imports it.
 """
 
-from .catalog import auto_variant, find_study_file, list_studies, load_study, studies_dirs
+from .catalog import (
+    auto_variant,
+    find_study_file,
+    list_studies,
+    load_study,
+    shipped_studies_dir,
+    studies_dirs,
+)
 from .cost import THROUGHPUT_MACS_PER_S, estimate_seconds, run_images
 from .launch import launch_command, prepare_run_folder, run_study, uses_torchrun
 from .plan import (
@@ -63,6 +72,7 @@ __all__ = [
     "run_status",
     "run_study",
     "select_runs",
+    "shipped_studies_dir",
     "stale_details",
     "studies_dirs",
     "study_dir_name",

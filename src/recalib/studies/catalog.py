@@ -1,4 +1,7 @@
-"""Where study files are found (``./studies``, then the repository's ``studies/``) and how one is loaded.
+"""Where study files are found (``./studies``, then the studies shipped in the package) and how one is loaded.
+
+The shipped studies are package data, ``recalib/studies/shipped/*.toml``, found with :mod:`importlib.resources`:
+the same files in a source checkout and in an installed wheel.
 
 ``load_study(name, variant)`` reads a study's TOML file, validates it (:func:`recalib.studies.spec.parse_study`)
 and applies a variant: a name, ``"none"`` (the study as written) or ``"auto"`` (the variant marked
@@ -8,6 +11,7 @@ and applies a variant: a name, ``"none"`` (the study as written) or ``"auto"`` (
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -19,12 +23,20 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
 
-__all__ = ["auto_variant", "find_study_file", "list_studies", "load_study", "studies_dirs"]
+__all__ = ["auto_variant", "find_study_file", "list_studies", "load_study", "shipped_studies_dir", "studies_dirs"]
+
+
+def shipped_studies_dir() -> Path:
+    """The folder of the studies shipped with recalib (package data ``recalib/studies/shipped``)."""
+    folder = resources.files("recalib.studies") / "shipped"
+    # An installed or checked-out package is a folder on disk; recalib is not importable from a zip archive.
+    assert isinstance(folder, Path), f"recalib's package data is not a folder on disk: {folder}"
+    return folder
 
 
 def studies_dirs() -> list[Path]:
-    """Where study names are looked up: ``./studies``, then the repository's ``studies/`` (source checkouts)."""
-    dirs = [Path.cwd() / "studies", Path(__file__).resolve().parents[3] / "studies"]
+    """Where study names are looked up: ``./studies`` (your own studies), then :func:`shipped_studies_dir`."""
+    dirs = [Path.cwd() / "studies", shipped_studies_dir()]
     out: list[Path] = []
     for d in dirs:
         if d.is_dir() and d.resolve() not in [o.resolve() for o in out]:

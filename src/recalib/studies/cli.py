@@ -1,4 +1,6 @@
-"""``recalib study``: run, report and list the studies of ``studies/*.toml`` (see :mod:`recalib.studies`).
+"""``recalib study``: run, report and list studies: shipped (``shipped/*.toml``), ``./studies`` or a path.
+
+See :mod:`recalib.studies`.
 
 Examples::
 
@@ -30,11 +32,11 @@ __all__ = ["configure_parser", "run"]
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add ``recalib study``'s subcommands (``list``, ``run``, ``report``) and their options to ``parser``."""
-    parser.description = "Run and report grids of experiments described in studies/*.toml."
+    parser.description = "Run and report grids of experiments described in TOML files (shipped ones, ./studies/*.toml or a path)."
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("study", help="study name (studies/NAME.toml) or path to a .toml file")
+        p.add_argument("study", help="study name (shipped, or ./studies/NAME.toml) or path to a .toml file")
         p.add_argument("--variant", default="auto",
                        help="variant of the study: a name, 'none' (as written) or 'auto' (default: the no-GPU "
                             "variant when CUDA is unavailable)")
@@ -61,7 +63,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p_rep.add_argument("--allow-incomplete", action="store_true",
                        help="report even when some runs are not finished (they are listed as missing)")
 
-    sub.add_parser("list", help="the studies found in ./studies and the repository's studies/")
+    sub.add_parser("list", help="the studies found in ./studies and the shipped ones")
 
 
 def _command_line(args: argparse.Namespace) -> str:
