@@ -19,28 +19,40 @@ sys.modules["make_readme_results"] = mrr
 _spec.loader.exec_module(mrr)
 
 
-def _diff(mean: float, low: float, high: float, verdict: str) -> dict:
-    return {"mean": mean, "low": low, "high": high, "verdict": verdict}
+def _diff(mean: float, low: float, high: float, verdict: str, higher_on: int = 0, lower_on: int = 0) -> dict:
+    return {"mean": mean, "low": low, "high": high, "verdict": verdict, "n": 3, "higher_on": higher_on,
+            "lower_on": lower_on}
 
 
 def test_render_reads_the_verdicts_of_the_report() -> None:
     rows = [
-        {"operator": "none", "label": "none", "mean": 7.0, "std": 0.2, "n": 3},
+        {"operator": "none", "label": "none", "mean": 7.0, "std": 0.2, "n": 3, "seeds": [0, 1, 2],
+         "test_error": {"0": 7.2, "1": 7.0, "2": 6.8}, "git_commits": ["abcdef0123"], "wall_seconds": 3 * 3600.0},
         {"operator": "se", "label": "SE", "mean": 6.5, "std": 0.1, "n": 3,
-         "vs_baseline": _diff(-0.5, -0.9, -0.1, "lower")},
+         "vs_baseline": _diff(-0.5, -0.9, -0.1, "lower", 0, 3)},
         {"operator": "sge", "label": "SGE", "mean": 7.1, "std": 0.3, "n": 3,
-         "vs_baseline": _diff(0.1, -0.4, 0.6, "within seed noise"), "vs_reference": _diff(0.6, 0.2, 1.0, "higher")},
+         "vs_baseline": _diff(0.1, -0.4, 0.6, "not distinguishable at n = 3", 2, 1),
+         "vs_reference": _diff(0.6, 0.2, 1.0, "higher", 3, 0)},
     ]
-    report = {"rows": rows, "baseline": "none", "reference": "se", "variant": "v", "schedule": "budget"}
-    text = mrr.render(report)
+    report = {"rows": rows, "baseline": "none", "reference": "se", "variant": "v", "schedule": "budget",
+              "provenance": {"init": ["paired"], "wall_seconds_total": 9 * 3600.0, "runs_finished": 9}}
+    text = mrr.render({"v": report})
     assert text.startswith(mrr.START) and text.endswith(mrr.END)
+    assert "| none | 7.00 ± 0.20 (n=3) | – | – | 7.20, 7.00, 6.80 | `abcdef0` |" in text
     assert "| SE | 6.50 ± 0.10 (n=3) | -0.50 [-0.90, -0.10] (lower) | – |" in text
-    assert "| SGE | 7.10 ± 0.30 (n=3) | +0.10 [-0.40, +0.60] (within seed noise) | +0.60 [+0.20, +1.00] (higher) |" in text
-    assert "Against none: outside the seed noise: SE (lower: -0.50 pp). Within the noise (the interval contains 0): SGE." in text
-    assert "Against SE: outside the seed noise: SGE (higher: +0.60 pp)." in text
-    assert "9 finished runs" in text
+    assert ("| SGE | 7.10 ± 0.30 (n=3) | +0.10 [-0.40, +0.60] (not distinguishable at n = 3) "
+            "| +0.60 [+0.20, +1.00] (higher) |") in text
+    assert ("SE: fewer errors than none on all 3 seeds, -0.50 [-0.90, -0.10]: fewer errors, shown (the interval "
+            "excludes 0)") in text
+    assert ("SGE: more errors than none on 2 of 3 seeds, fewer on 1, +0.10 [-0.40, +0.60]: not distinguishable at "
+            "n = 3") in text
+    assert "SGE: more errors than SE on all 3 seeds, +0.60 [+0.20, +1.00]: more errors, shown" in text
+    assert "No operator is shown to make fewer errors than SE at this budget; SGE made more errors than SE" in text
+    assert "No operator is shown to make fewer errors than none" not in text  # SE is
+    assert "Ranked by mean test error (%): SE 6.50, none 7.00, SGE 7.10. Nominally best: SE; nominally worst: SGE." in text
+    assert "9 finished runs" in text and "initialisation: paired" in text
     assert "none: mean met, std met; SE: mean met, std met." in text  # "at most": 7.0 meets 7.0; SGE has no target
-
+    assert "9.0 single-thread run-hours of training for the 9 finished runs" in text and "none 1.00" in text
 
 
 def test_an_unfinished_study_says_so_and_reads_nothing_without_an_interval() -> None:
@@ -52,12 +64,36 @@ def test_an_unfinished_study_says_so_and_reads_nothing_without_an_interval() -> 
     report = {"rows": rows, "baseline": "none", "reference": "se", "variant": "v", "schedule": "budget",
               "runs_planned": 5, "unfinished": [{"run": "a__s1", "status": "pending"}, {"run": "b__s1", "status": "pending"},
                                                 {"run": "c__s1", "status": "pending"}]}
-    text = mrr.render(report)
+    text = mrr.render({"v": report})
     assert "2 of 5 runs finished: **in progress**" in text
     assert "| SE | 7.62 (n=1) | -0.07 (n=1, no interval) | – |" in text
-    assert "Against none: no confidence interval yet" in text and "exceeds" not in text
+    assert "Against none: no confidence interval yet" in text and "shown" not in text
     assert "none: mean missed, std n/a, one seed; SE: mean missed, std n/a, one seed." in text
-    assert "Not finished yet (3): `a__s1`, `b__s1`, `c__s1`." in text
+    assert "Not finished yet (3): `a__s1`, `b__s1`, `c__s1`;" in text
+    assert "study run fashion-mnist --variant v --results results/studies" in text  # the command that resumes them
+
+
+def test_a_variant_with_no_finished_run_lists_its_plan() -> None:
+    plan = {"rows": [], "baseline": "none", "reference": "se", "variant": "w", "schedule": "ten", "runs_planned": 2,
+            "unfinished": [{"run": "x__s0", "status": "pending"}, {"run": "y__s0", "status": "resumable"}]}
+    text = mrr.render({"w": plan})
+    assert "0 of 2 runs finished" in text and "Not finished yet (2): `x__s0`, `y__s0`" in text and "| operator" not in text
+
+
+def test_reasons_are_read_from_the_committed_measurements(tmp_path: Path) -> None:
+    val = tmp_path / "results" / "fashion-mnist" / "validation"
+    for name, err, epochs in (("lr0.1_wd0.0005", 8.5, 5), ("lr0.1_wd0.0005_e10", 6.25, 10)):
+        (val / name).mkdir(parents=True)
+        (val / name / "summary.json").write_text(json.dumps({"final_test_error": err, "epochs_completed": epochs}))
+    (tmp_path / "results" / "quickstart").mkdir(parents=True)
+    (tmp_path / "results" / "quickstart" / "summary.json").write_text(json.dumps(
+        {"final_test_error": 7.5, "epochs_completed": 3,
+         "config": {"lr": 0.4, "batch_size": 256, "label_smoothing": 0.1}}))
+    five = {"rows": [{"operator": "none", "mean": 7.75}]}
+    text = "\n".join(mrr.render_reasons(tmp_path, five_epoch=five))
+    assert "8.50 % after 5 epochs and 6.25 % after 10" in text
+    assert "(lr 0.4, batch 256, label smoothing 0.1, flips only) reached 7.50 % test error with MS-SAR in 3 epochs" in text
+    assert "gives the plain network 7.75 % after 5 epochs" in text
 
 
 def test_committed_report_and_readme_block_are_what_the_committed_runs_give() -> None:

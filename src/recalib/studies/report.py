@@ -12,7 +12,8 @@ against computation). Deviations, all deliberate:
 * comparisons are *paired*: for each seed (same data order, subset and initialisation stream), the
   operator's error minus the baseline's (and minus the reference's, e.g. SE), then the mean difference and a
   95% confidence interval from the t distribution with n - 1 degrees of freedom; n = 1 gives "n/a". An
-  interval that excludes 0 is a difference larger than the seed noise; one that contains 0 is not.
+  interval that excludes 0 is a difference shown at this number of seeds; one that contains 0 is not
+  distinguishable at that n.
 
 Outputs (``write_report``): ``report.md``, ``runs.csv``, ``report.json`` (the tables' numbers),
 ``curves.png`` and ``error_vs_macs.png``.
@@ -62,6 +63,9 @@ def report_numbers(study: Study, results: Sequence[RunResult]) -> dict[str, Any]
                     "top5_mean": mean_std([v for v in top5.values() if v is not None])[0]
                     if all(v is not None for v in top5.values()) else None,
                     "params": params, "macs": macs,
+                    "git_commits": sorted({str(r.summary.get("git_commit")) for r in runs.values()}),
+                    "init": sorted({r.run.config.init for r in runs.values()}),
+                    "wall_seconds": sum(float(r.summary.get("wall_seconds") or 0) for r in runs.values()),
                 }
                 for role, other in (("baseline", base), ("reference", ref)):
                     key = study.baseline if role == "baseline" else study.reference
@@ -72,6 +76,7 @@ def report_numbers(study: Study, results: Sequence[RunResult]) -> dict[str, Any]
                     row[f"vs_{role}"] = None if d is None else {
                         "operator": key, "mean": d.mean, "low": d.low, "high": d.high, "n": d.n,
                         "seeds": list(d.seeds), "verdict": d.verdict,
+                        "higher_on": d.higher_on, "lower_on": d.lower_on,
                         "relative": 100 * d.mean / mean_std([last_error(r) for r in other.values()])[0],
                     }
                     if role == "baseline" and o.params and params is not None:
@@ -94,6 +99,7 @@ def run_provenance(results: Sequence[RunResult]) -> dict[str, Any]:
     return {
         "devices": distinct("device"),
         "git_commits": distinct("git_commit"),
+        "init": sorted({r.run.config.init for r in done}),
         "versions": [json.loads(v) for v in versions],
         "wall_seconds_total": sum(float(r.summary.get("wall_seconds") or 0) for r in done),
         "runs_finished": len(done),

@@ -3,7 +3,9 @@
 A comparison is *paired*: for each seed (same data order, subset and initialisation stream), the operator's
 error minus the baseline's; then the mean difference and a 95% confidence interval from Student's t
 distribution with n - 1 degrees of freedom (n = 1 gives no interval). An interval that excludes 0 is a
-difference larger than the seed noise; one that contains 0 is not.
+difference shown at this n ("higher" / "lower"); one that contains 0 is "not distinguishable at n = N", whatever
+the signs of the per-seed differences (which the report also counts: consistent signs over three seeds are
+suggestive, not shown).
 """
 
 from __future__ import annotations
@@ -57,13 +59,15 @@ def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
 
 @dataclass(frozen=True)
 class PairedDifference:
-    """Mean of per-seed differences a - b and its 95% CI (``None`` with fewer than two pairs)."""
+    """Mean of per-seed differences a - b and its 95% CI (``None`` with fewer than two pairs); ``diffs`` are the
+    per-seed differences in the order of ``seeds``."""
 
     mean: float
     n: int
     low: float | None
     high: float | None
     seeds: tuple[int, ...]
+    diffs: tuple[float, ...] = ()
 
     @property
     def verdict(self) -> str:
@@ -73,7 +77,17 @@ class PairedDifference:
             return "lower"
         if self.low > 0:
             return "higher"
-        return "within seed noise"
+        return f"not distinguishable at n = {self.n}"
+
+    @property
+    def higher_on(self) -> int:
+        """On how many seeds a had more errors than b."""
+        return sum(d > 0 for d in self.diffs)
+
+    @property
+    def lower_on(self) -> int:
+        """On how many seeds a had fewer errors than b."""
+        return sum(d < 0 for d in self.diffs)
 
 
 def paired_difference(a: Mapping[int, float], b: Mapping[int, float]) -> PairedDifference | None:
@@ -84,6 +98,6 @@ def paired_difference(a: Mapping[int, float], b: Mapping[int, float]) -> PairedD
     diffs = [a[s] - b[s] for s in seeds]
     mean, sd = mean_std(diffs)
     if sd is None:
-        return PairedDifference(mean, 1, None, None, seeds)
+        return PairedDifference(mean, 1, None, None, seeds, tuple(diffs))
     half = t_quantile(len(diffs) - 1) * sd / math.sqrt(len(diffs))
-    return PairedDifference(mean, len(diffs), mean - half, mean + half, seeds)
+    return PairedDifference(mean, len(diffs), mean - half, mean + half, seeds, tuple(diffs))

@@ -76,7 +76,10 @@ def _intro(study: Study, prov: dict[str, Any], commands: Sequence[str], missing:
     lines += [f"* device: {', '.join(prov['devices']) or 'n/a'}"]
     for v in prov["versions"]:
         lines += ["* versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val is not None)]
-    lines += [f"* git commit: {', '.join(prov['git_commits']) or 'n/a'}"]
+    lines += [f"* git commit: {', '.join(prov['git_commits']) or 'n/a'} (per operator: the last column of the "
+              "test-error table)"]
+    lines += [f"* initialisation: {', '.join(prov.get('init', [])) or 'n/a'} (TrainConfig.init: paired = every "
+              "operator of one seed starts from the same backbone weights; independent = one random stream)"]
     lines += [f"* runs: {prov['runs_finished']} finished, total training wall time "
               f"{prov['wall_seconds_total'] / 60:.1f} min; report generated "
               f"{_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} with Python "
@@ -100,7 +103,7 @@ def _error_table(study: Study, rows: Sequence[dict[str, Any]]) -> list[str]:
     header = ["network", "operator"]
     for d in study.datasets:
         header += [f"{d} top-1", f"{d} top-5"] if _is_imagenet(d) else [f"{d} error"]
-    header += ["params", "MACs", "+params", "+MACs"]
+    header += ["params", "MACs", "+params", "+MACs", "code commit"]
     body = []
     for model in study.models:
         for op in study.operators:
@@ -117,8 +120,10 @@ def _error_table(study: Study, rows: Sequence[dict[str, Any]]) -> list[str]:
                 if _is_imagenet(d):
                     row.append("–" if c["top5_mean"] is None else f"{c['top5_mean']:.2f}")
             first = next(iter(cells.values()))
+            commits = sorted({c for cell in cells.values() for c in cell.get("git_commits", [])})
             row += [format_count(first["params"]), format_count(first["macs"]),
-                    _fmt_pct(first.get("extra_params_pct")), _fmt_pct(first.get("extra_macs_pct"))]
+                    _fmt_pct(first.get("extra_params_pct")), _fmt_pct(first.get("extra_macs_pct")),
+                    ", ".join(c[:7] for c in commits) or "–"]
             body.append(row)
     caption = f"Table: test error (%), last epoch — {sched}"
     if multi:
@@ -147,13 +152,14 @@ def _difference_table(study: Study, rows: Sequence[dict[str, Any]]) -> list[str]
                 row += ["–", "–", "–"]
                 continue
             pd = PairedDifference(d["mean"], d["n"], d["low"], d["high"], tuple(d["seeds"]))
-            row += [_fmt_diff(pd), f"{d['relative']:+.1f}%", pd.verdict]
+            signs = f"; higher on {d['higher_on']} of {d['n']} seeds" if "higher_on" in d else ""
+            row += [_fmt_diff(pd), f"{d['relative']:+.1f}%", pd.verdict + signs]
         body.append(row)
     return ["## Paired differences", "",
             f"*Table: per-seed difference of the last-epoch test error, operator minus comparison, in "
             f"percentage points (negative = fewer errors); mean and 95% confidence interval from the t "
-            f"distribution with n - 1 degrees of freedom; \"within seed noise\" when the interval contains "
-            f"0 — {sched}.*", "", markdown_table(header, body), ""]
+            f"distribution with n - 1 degrees of freedom; \"not distinguishable at n = N\" when the interval "
+            f"contains 0, however consistent the signs — {sched}.*", "", markdown_table(header, body), ""]
 
 
 def markdown(study: Study, numbers: dict[str, Any], prov: dict[str, Any], commands: Sequence[str],
