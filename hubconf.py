@@ -5,10 +5,11 @@ From the root of a checkout (or with its path instead of ``"."``)::
     import torch
 
     model = torch.hub.load(".", "resnet56", recalib="mssar", source="local")
-    model = torch.hub.load(".", "resnet20", recalib="se", in_chans=1, pretrained="fashion-mnist", source="local")
+    model = torch.hub.load(".", "resnet20", recalib="se", pretrained=True, source="local")  # Fashion-MNIST weights
 
 Every entry point forwards its keyword arguments to :func:`recalib.create_model` (``num_classes``,
-``in_chans``, ``recalib``, ``recalib_args``, ``pretrained`` and the model's own arguments). The entry points
+``in_chans``, ``recalib``, ``recalib_args``, ``pretrained``, ``features_only`` and the model's own arguments);
+with ``pretrained``, ``in_chans`` and ``num_classes`` default to the weights'. The entry points
 are the names of ``recalib.list_models()``; ``torch.hub.list`` and ``torch.hub.help`` read GitHub repositories
 only.
 

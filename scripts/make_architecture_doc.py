@@ -37,8 +37,9 @@ WHERE: tuple[tuple[str, str, str, str], ...] = (
     ("the model zoo", "models/__init__.py", "create_model", "every backbone by name, with an operator slot"),
     ("params / MACs of a model", "models/complexity.py", "complexity",
      "counted by dispatch, not by formulas; `params_and_macs` is what runs record and studies estimate with"),
-    ("loading pretrained weights", "models/_weights.py", "load_pretrained",
-     "manifest lookup, then `load_verified`: SHA-256 before safetensors parses; Hub folders in `models/_hub.py`"),
+    ("loading pretrained weights", "models/_weights.py", "resolve_weights",
+     "tags before folders, folders only as paths; then `load_weights`: SHA-256 before safetensors parses; Hub "
+     "folders in `models/_hub.py`"),
     ("exporting a run's weights (Hub layout)", "pretrained/export.py", "export_pretrained",
      "config.json, model.safetensors and a model card; `recalib export` calls it"),
     ("the training loop (one epoch)", "train/engine.py", "train_one_epoch", "plain function; `evaluate` beside it"),

@@ -9,7 +9,6 @@ import pytest
 import torch
 from torch import nn
 
-from recalib import models
 from recalib.models import create_model, list_models, resolve_recalib
 from recalib.models.cifar_resnet import CifarBasicBlock, _ShortcutA
 from recalib.models.densenet import DenseLayer
@@ -230,12 +229,9 @@ def test_recalib_of_wrong_type() -> None:
 
 
 # ----------------------------------------------------------------------------------- pretrained ---
-def test_pretrained_calls_the_loader(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = []
-    monkeypatch.setattr(models, "load_pretrained", lambda model, tag, **kw: calls.append((model, tag, kw)))
-    model = create_model("resnet20", in_chans=1, recalib="mssar(scales=(1, 2))", pretrained="fmnist-v1")
-    assert calls == [(model, "fmnist-v1", dict(model_name="resnet20", recalib="mssar(scales=(1, 2))", in_chans=1,
-                                                num_classes=10, model_kwargs={}))]
+def test_pretrained_needs_an_operator_by_name() -> None:
+    """The weights are catalogued by operator spec: a class without one cannot be matched (loading itself:
+    tests/models/test_pretrained_idioms.py)."""
     with pytest.raises(ValueError, match="pretrained"):
         create_model("resnet20", recalib=Half, pretrained="x")
 

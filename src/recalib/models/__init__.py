@@ -1,6 +1,8 @@
 """The model zoo: the MS-SAR paper's backbones, each with a recalibration slot in every block.
 
-``create_model(name, *, num_classes, in_chans, recalib, recalib_args, pretrained, **model_kwargs)``:
+``create_model(name, *, num_classes, in_chans, recalib, recalib_args, pretrained, features_only, **model_kwargs)``
+(timm's idioms: ``pretrained=True``, classes and channels taken from the weights, a new head for another
+``num_classes``, ``features_only``; ``list_models("resnet*")``):
 
 | name | paper | default classes / input |
 |---|---|---|
@@ -19,21 +21,25 @@ interpolation, crop; ``default_cfg`` is the same dict; :mod:`recalib.models._cfg
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import fnmatch
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 from torch import nn
 
 from ._cfg import default_pretrained_cfg
 from ._common import RecalibLike, RecalibSlot, ZooModel, check_config_kwargs, resolve_recalib
-from ._weights import load_pretrained
+from ._features import FeatureListNet
+from ._weights import PretrainedLike, architecture_kwargs, list_pretrained, load_weights, resolve_weights
 from .cifar_resnet import CifarResNet, CifarResNetConfig
 from .densenet import DenseNet, DenseNetConfig
 from .imagenet_resnet import ImageNetResNet, ImageNetResNetConfig
 
 __all__ = [
+    "architecture_kwargs",
     "create_model",
+    "FeatureListNet",
     "list_models",
     "register_model",
     "model_info",
@@ -81,9 +87,25 @@ def register_model(name: str, *, num_classes: int, input_size: int, family: str)
     return deco
 
 
-def list_models() -> list[str]:
-    """Names accepted by :func:`create_model`, in the zoo's order (CIFAR ResNets, DenseNets, ImageNet)."""
-    return list(_MODELS)
+def list_models(
+    filter: str | Sequence[str] = "",
+    *,
+    pretrained: bool = False,
+    exclude_filters: str | Sequence[str] = (),
+) -> list[str]:
+    """Names accepted by :func:`create_model`, in the zoo's order (CIFAR ResNets, DenseNets, ImageNet).
+
+    As timm's: ``filter`` is an ``fnmatch`` pattern or several (``"resnet*"``, ``["resnet2?", "dense*"]``; empty:
+    every model), ``exclude_filters`` removes the names they match, and ``pretrained=True`` keeps the models the
+    package has weights for (:func:`recalib.pretrained.list_pretrained`).
+    """
+    include = [filter] if isinstance(filter, str) else list(filter)
+    exclude = [exclude_filters] if isinstance(exclude_filters, str) else list(exclude_filters)
+    with_weights = {e.architecture for e in list_pretrained()} if pretrained else set()
+    return [name for name in _MODELS
+            if (not any(include) or any(fnmatch.fnmatchcase(name, p) for p in include if p))
+            and not any(fnmatch.fnmatchcase(name, p) for p in exclude if p)
+            and (not pretrained or name in with_weights)]
 
 
 def model_info(name: str) -> ModelInfo:
@@ -93,46 +115,76 @@ def model_info(name: str) -> ModelInfo:
     return _MODELS[name]
 
 
+@overload
+def create_model(name: str, *, features_only: Literal[False] = False, **kwargs: Any) -> ZooModel: ...
+
+
+@overload
+def create_model(name: str, *, features_only: Literal[True], **kwargs: Any) -> FeatureListNet: ...
+
+
 def create_model(
     name: str,
     *,
     num_classes: int | None = None,
-    in_chans: int = 3,
+    in_chans: int | None = None,
     recalib: RecalibLike | RecalibSlot = None,
     recalib_args: Mapping[str, Any] | None = None,
-    pretrained: str | None = None,
+    pretrained: PretrainedLike = None,
+    allow_unverified: bool = False,
+    features_only: bool = False,
+    out_indices: Sequence[int] | None = None,
     **model_kwargs: Any,
-) -> ZooModel:
+) -> ZooModel | FeatureListNet:
     """Build zoo model ``name`` with the operator ``recalib`` in every block.
 
     Args:
         name: one of :func:`list_models`.
-        num_classes: classifier outputs; default 10 for the CIFAR zoo, 1000 for the ImageNet models; 0 gives
-            a model without classifier (``forward`` returns pooled features).
-        in_chans: input channels (1 for Fashion-MNIST).
+        num_classes: classifier outputs; default: the weights' with ``pretrained``, else 10 for the CIFAR zoo and
+            1000 for the ImageNet models; 0 gives a model without classifier (``forward`` returns pooled
+            features). A count other than the weights' loads the backbone and keeps a new classifier (a warning
+            names the keys not loaded), as timm does.
+        in_chans: input channels; default: the weights' with ``pretrained``, else 3 (Fashion-MNIST: 1).
         recalib: ``None``/``"none"``, an operator name, its textual form
             (``"mssar(scales=(1, 2), strategy='sliding')"``), an ``nn.Module`` class or a callable taking
             ``channels``.
         recalib_args: keyword arguments for the operator, overriding those of the textual form.
-        pretrained: a tag of the package's weights manifest (:mod:`recalib.pretrained`) (``"fashion-mnist"``), a folder written by
-            ``recalib export`` (Hugging Face layout: ``config.json``, ``model.safetensors``, ``README.md``) or
-            ``"hf-hub:<org>/<name>[@revision]"``; the weights are SHA-256-checked where a digest is known, loaded
-            strictly, and ``model.pretrained_cfg`` becomes the preprocessing they were trained with.
+        pretrained: ``True`` (the model's default packaged weights), a tag of the package's manifest
+            (``"fashion-mnist"``; always the packaged weights), an exported folder given as a path (``"./x"``,
+            ``pathlib.Path("x")``; Hugging Face layout: ``config.json``, ``model.safetensors``, ``README.md``) or
+            ``"hf-hub:<org>/<name>[@revision]"`` (:mod:`recalib.models._weights`). The weights are refused unless
+            their SHA-256 equals the recorded one, and ``model.pretrained_cfg`` becomes the preprocessing they
+            were trained with. ``None``/``False``: no weights.
+        allow_unverified: load a folder whose ``config.json`` records no SHA-256 (with a warning; the model's
+            ``pretrained_cfg["verified"]`` is then False).
+        features_only: return a :class:`~recalib.models._features.FeatureListNet` whose ``forward`` gives the
+            feature maps of the ``feature_info`` stages ``out_indices`` (default: all) as a list.
+        out_indices: with ``features_only``: which ``feature_info`` stages (negative indices count from the end).
         model_kwargs: fields of the family's config dataclass, e.g. ``shortcut="B"`` (CIFAR ResNets),
             ``multi_stage=True`` (DenseNets), ``stride_in_1x1=True`` (ImageNet bottlenecks), ``img_size``.
 
     Raises:
-        ValueError: unknown model, operator, operator argument or model argument (the message lists the
+        ValueError: unknown model, operator, operator argument, model argument or weights (the message lists the
             valid ones), or an impossible combination such as ``multi_stage=True`` without MS-SAR.
+        FileNotFoundError: a pretrained folder or Hub repository that does not exist.
     """
     info = model_info(name)
-    if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
-        raise ValueError(f"in_chans must be a positive int, got {in_chans!r}")
-    if num_classes is None:
-        num_classes = info.num_classes
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
-        raise ValueError(f"num_classes must be a non-negative int, got {num_classes!r}")
+    for value, what, low in ((in_chans, "in_chans", 1), (num_classes, "num_classes", 0)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            raise ValueError(f"{what} must be {'a positive' if low else 'a non-negative'} int, got {value!r}")
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices selects feature maps: pass features_only=True with it")
     slot = resolve_recalib(recalib, recalib_args)
+    source = None
+    if pretrained is not None and pretrained is not False:
+        if slot.enabled and slot.spec is None:
+            raise ValueError("pretrained weights are catalogued by operator name; pass recalib as a name or spec string")
+        source = resolve_weights(pretrained, model_name=name, recalib=slot.spec, in_chans=in_chans,
+                                 model_kwargs=model_kwargs, allow_unverified=allow_unverified)
+    if in_chans is None:
+        in_chans = source.in_chans if source is not None else 3
+    if num_classes is None:
+        num_classes = source.num_classes if source is not None else info.num_classes
     model = info.builder(slot, num_classes=num_classes, in_chans=in_chans, **model_kwargs)
     assert isinstance(model, ZooModel)
     model.model_name = name
@@ -140,12 +192,9 @@ def create_model(
     model.pretrained_cfg = default_pretrained_cfg(name, family=info.family, num_classes=num_classes,
                                                   in_chans=in_chans, recalib=slot.spec, model_kwargs=model_kwargs)
     model.default_cfg = model.pretrained_cfg  # timm's older name, the same dict
-    if pretrained is not None:
-        if slot.enabled and slot.spec is None:
-            raise ValueError("pretrained weights are catalogued by operator name; pass recalib as a name or spec string")
-        load_pretrained(model, pretrained, model_name=name, recalib=slot.spec, in_chans=in_chans,
-                        num_classes=num_classes, model_kwargs=model_kwargs)
-    return model
+    if source is not None:
+        load_weights(model, source)
+    return FeatureListNet(model, out_indices) if features_only else model
 
 
 # ------------------------------------------------------------------------------------------- the zoo ---

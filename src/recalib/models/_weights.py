@@ -1,9 +1,21 @@
-"""Loading pretrained weights into a zoo model: the package's own (``recalib/pretrained/manifest.json``).
+"""Loading pretrained weights into a zoo model: the package's own (``recalib/pretrained/manifest.json``), exported
+folders and Hugging Face Hub repositories.
 
-``create_model(..., pretrained=<tag>)`` calls :func:`load_pretrained`, which finds the manifest entry for
-(tag, architecture, operator, input channels, classes), hashes the file, refuses it unless the hash equals the
-manifest's, and only then parses it with ``safetensors`` (no pickle, no code execution) and loads the state
-dict strictly. Folders in the Hugging Face layout and ``"hf-hub:"`` ids go to :mod:`._hub`.
+``create_model(..., pretrained=...)`` resolves its ``pretrained`` argument once, with :func:`resolve_weights`,
+into a :class:`WeightsSource` (the file, the SHA-256 that vouches for it, the model it was trained for), builds
+the model for it and loads it with :func:`load_weights`. What ``pretrained`` may be, in the order it is read:
+
+* ``True``: the model's default weights, the first manifest entry for this architecture and operator;
+* ``"hf-hub:<org>/<name>[@revision]"``: a Hub repository in the export layout (:mod:`._hub`);
+* a tag of the manifest (``"fashion-mnist"``), always the packaged weights: a folder of the same name in the
+  working directory does not shadow them;
+* an explicit folder: a ``pathlib.Path`` or a string containing a path separator or starting with ``.`` or ``~``
+  (``"./fashion-mnist"``, ``"runs/export"``); its ``config.json`` must record the weights' SHA-256, else it is
+  refused unless ``allow_unverified=True`` (then loaded with a warning and ``pretrained_cfg["verified"]`` False).
+
+The file is hashed and refused unless the hash equals the recorded one, and only then parsed with
+``safetensors`` (no pickle, no code execution). The state dict is loaded strictly, except that a model built
+with another ``num_classes`` than the weights' keeps its new classifier (a warning names the keys not loaded).
 
 Operators are matched by what they compute, not by spelling: ``"mssar"``, ``"mssar(scales=(1, 2, 4))"`` and
 ``"mssar(strategy='regional')"`` are the same operator (the constructor's defaults are filled in before
@@ -13,14 +25,17 @@ comparing). The weights files, their manifest and ``MODEL_CARD.md`` live in the 
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from .._io import sha256_file
@@ -28,19 +43,33 @@ from ..modules import canonical_recalib_spec
 from ._cfg import dataset_cfg
 
 __all__ = [
+    "CREATE_ONLY_ARGS",
     "MANIFEST",
     "PretrainedEntry",
+    "PretrainedLike",
+    "WeightsSource",
+    "architecture_kwargs",
     "canonical_recalib",
     "find_pretrained",
+    "fit_problems",
+    "is_explicit_path",
     "list_pretrained",
     "load_pretrained",
-    "load_verified",
+    "load_weights",
+    "resolve_weights",
     "sha256_file",
 ]
 
 #: The package's own weights: ``recalib/pretrained/`` holds the manifest, the files and their model card.
 MANIFEST = Path(__file__).resolve().parents[1] / "pretrained" / "manifest.json"
 FORMAT_VERSION = 1
+
+#: ``create_model``'s arguments that load weights or change what the model returns, not part of an architecture: a
+#: recorded model (a checkpoint's ``model_args``, an export's ``config.json``) never carries them.
+CREATE_ONLY_ARGS = frozenset({"pretrained", "allow_unverified", "features_only", "out_indices"})
+
+#: What ``create_model(pretrained=...)`` accepts (see the module docstring); ``None``/``False``: no weights.
+PretrainedLike = bool | str | os.PathLike[str] | None
 
 
 @dataclass(frozen=True)
@@ -63,10 +92,45 @@ class PretrainedEntry:
                 f"num_classes={self.num_classes})")
 
 
+@dataclass(frozen=True)
+class WeightsSource:
+    """Resolved pretrained weights: the file, the SHA-256 that vouches for it, and the model they were trained for.
+
+    Attributes:
+        what: the weights in words, for messages.
+        file: the safetensors file.
+        sha256: the recorded SHA-256; ``None`` only for a folder loaded with ``allow_unverified=True``.
+        hash_source: who recorded ``sha256`` (``"manifest"`` or the folder's ``config.json``).
+        in_chans, num_classes: the input channels and classes of the weights.
+        pretrained_cfg: the preprocessing the weights were trained with and where they came from, merged into the
+            model's ``pretrained_cfg`` after loading.
+        record: the manifest entry or the folder's ``config.json`` (what :func:`load_pretrained` returns).
+    """
+
+    what: str
+    file: Path
+    sha256: str | None
+    hash_source: str
+    in_chans: int
+    num_classes: int
+    pretrained_cfg: Mapping[str, Any]
+    record: PretrainedEntry | dict[str, Any]
 
 
 #: The registry's canonical form (every constructor argument filled in), under the name this module exported.
 canonical_recalib = canonical_recalib_spec
+
+
+def architecture_kwargs(kwargs: Any, where: str) -> dict[str, Any]:
+    """The model arguments of a record that rebuilds an architecture (``where`` names it in errors): a mapping
+    without :data:`CREATE_ONLY_ARGS`, so rebuilding a recorded model never fetches or loads weights named in it."""
+    if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
+        raise ValueError(f"{where}: model arguments must be a mapping of names to values, got {type(kwargs).__name__}")
+    named = sorted(CREATE_ONLY_ARGS & set(kwargs))
+    if named:
+        raise ValueError(f"{where}: model arguments may only describe the architecture, not {', '.join(named)} (a "
+                         "recorded model is rebuilt from its architecture and loads only its own weights)")
+    return dict(kwargs)
 
 
 def _read_manifest(manifest: str | os.PathLike[str] | None) -> tuple[Path, list[PretrainedEntry]]:
@@ -95,28 +159,40 @@ def _available(entries: list[PretrainedEntry]) -> str:
     return "; ".join(e.describe() for e in entries) or "none"
 
 
+def _unknown_tag(tag: str, entries: list[PretrainedEntry]) -> ValueError:
+    """The error for a string that is neither a tag, nor an explicit folder, nor a Hub id."""
+    tags = sorted({e.tag for e in entries})
+    close = difflib.get_close_matches(tag, tags, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    if Path(tag).expanduser().is_dir():
+        hint += (f"; a folder {tag!r} exists here, but folders must be given as paths: pretrained='./{tag}' or "
+                 f"pathlib.Path({tag!r})")
+    return ValueError(f"no pretrained weights tagged {tag!r}{hint}; available tags: {', '.join(tags) or 'none'} "
+                      f"({_available(entries)}); an exported folder is given as a path, a Hub repository as "
+                      "'hf-hub:<org>/<name>'")
+
+
 def find_pretrained(
     tag: str,
     *,
     model_name: str,
     recalib: str | None,
-    in_chans: int,
-    num_classes: int,
+    in_chans: int | None = None,
+    num_classes: int | None = None,
     manifest: str | os.PathLike[str] | None = None,
 ) -> PretrainedEntry:
-    """The manifest entry for these arguments; ``ValueError`` listing what is available otherwise."""
+    """The manifest entry for these arguments (``None``: any ``in_chans`` / ``num_classes``); ``ValueError``
+    listing what is available otherwise."""
     _, entries = _read_manifest(manifest)
     tagged = [e for e in entries if e.tag == tag]
     if not tagged:
-        tags = sorted({e.tag for e in entries})
-        raise ValueError(f"no pretrained weights tagged {tag!r}; available tags: {', '.join(tags) or 'none'} "
-                         f"({_available(entries)})")
+        raise _unknown_tag(tag, entries)
     want = canonical_recalib(recalib)
     same_model = [e for e in tagged if e.architecture == model_name and canonical_recalib(e.recalib) == want]
     if not same_model:
         raise ValueError(f"no pretrained {tag!r} weights for {model_name} + {recalib or 'none'}; available for "
                          f"tag {tag!r}: {_available(tagged)}")
-    fits = [e for e in same_model if e.in_chans == in_chans and e.num_classes == num_classes]
+    fits = [e for e in same_model if in_chans in (None, e.in_chans) and num_classes in (None, e.num_classes)]
     if not fits:
         e = same_model[0]
         raise ValueError(f"pretrained {tag!r} weights for {model_name} + {recalib or 'none'} expect in_chans="
@@ -125,9 +201,141 @@ def find_pretrained(
     return fits[0]
 
 
+def _default_tag(model_name: str, recalib: str | None, entries: list[PretrainedEntry]) -> str:
+    """``pretrained=True``: the tag of the first manifest entry for this architecture and operator."""
+    want = canonical_recalib(recalib)
+    for e in entries:
+        if e.architecture == model_name and canonical_recalib(e.recalib) == want:
+            return e.tag
+    packaged = sorted({f"{e.architecture} + {e.recalib}" for e in entries})
+    raise ValueError(f"pretrained=True: recalib packages no weights for {model_name} + {recalib or 'none'} "
+                     f"(packaged: {', '.join(packaged) or 'none'}); give an exported folder or 'hf-hub:<org>/<name>'")
+
+
+def is_explicit_path(source: str | os.PathLike[str]) -> bool:
+    """True for a ``pathlib.Path`` and for strings that can only be paths: a separator, or a leading ``.``/``~``."""
+    if not isinstance(source, str):
+        return True
+    seps = [os.sep] + ([os.altsep] if os.altsep else [])
+    return any(s in source for s in seps) or source.startswith((".", "~"))
+
+
+def resolve_weights(
+    pretrained: bool | str | os.PathLike[str],
+    *,
+    model_name: str,
+    recalib: str | None,
+    in_chans: int | None = None,
+    model_kwargs: Mapping[str, Any] | None = None,
+    manifest: str | os.PathLike[str] | None = None,
+    allow_unverified: bool = False,
+) -> WeightsSource:
+    """The weights ``pretrained`` names (see the module docstring), checked to fit ``model_name`` + ``recalib``
+    (and ``in_chans`` where given; the classifier may differ: the caller builds a new one).
+
+    Raises:
+        ValueError: an unknown tag (with the available ones and, for a mistyped one, the closest), weights for
+            another model, or a folder whose ``config.json`` records no SHA-256 (unless ``allow_unverified``).
+        FileNotFoundError: a folder or Hub repository that does not exist, or a missing file.
+        TypeError: ``pretrained`` of another type.
+    """
+    from ._hub import HUB_PREFIX, folder_weights  # _hub imports this module: imported here, in-package
+
+    if pretrained is not True and (isinstance(pretrained, bool) or not isinstance(pretrained, (str, os.PathLike))):
+        raise TypeError(f"pretrained must be True, a tag, a folder path or 'hf-hub:<org>/<name>', got {pretrained!r}")
+    path, entries = _read_manifest(manifest)
+    if pretrained is True or pretrained in {e.tag for e in entries}:  # tags first: no folder shadows them
+        tag = _default_tag(model_name, recalib, entries) if pretrained is True else str(pretrained)
+        entry = find_pretrained(tag, model_name=model_name, recalib=recalib, in_chans=in_chans, manifest=path)
+        cfg: dict[str, Any] = {"tag": entry.tag, "file": entry.file}
+        dataset = entry.config.get("dataset")
+        if isinstance(dataset, str):
+            cfg = {**dataset_cfg(dataset, entry.in_chans), **cfg}
+        return WeightsSource(what=entry.describe(), file=path.parent / entry.file, sha256=entry.sha256,
+                             hash_source="manifest", in_chans=entry.in_chans, num_classes=entry.num_classes,
+                             pretrained_cfg=cfg, record=entry)
+    assert not isinstance(pretrained, bool)
+    if isinstance(pretrained, str) and not pretrained.startswith(HUB_PREFIX) and not is_explicit_path(pretrained):
+        raise _unknown_tag(pretrained, entries)
+    return folder_weights(pretrained, model_name=model_name, recalib=recalib, in_chans=in_chans,
+                          model_kwargs=model_kwargs, allow_unverified=allow_unverified)  # a Hub id or a folder
+
+
+def _read_verified(source: WeightsSource) -> tuple[dict[str, Any], str]:
+    """The state dict of ``source.file`` and its SHA-256, refused unless the SHA-256 is the recorded one: the very
+    bytes that were hashed are parsed, with safetensors."""
+    if not source.file.is_file():
+        raise FileNotFoundError(f"pretrained weights {source.file} ({source.what}) are missing")
+    blob = source.file.read_bytes()
+    digest = hashlib.sha256(blob).hexdigest()
+    if source.sha256 is not None and digest != source.sha256:
+        raise ValueError(f"checksum mismatch for {source.file}: SHA-256 {digest}, {source.hash_source} says "
+                         f"{source.sha256}; the file is corrupted or was modified (reinstall recalib or re-export "
+                         "the weights)")
+    try:
+        from safetensors.torch import load as load_safetensors
+    except ImportError as exc:
+        raise ImportError("pretrained weights need the safetensors package: pip install safetensors") from exc
+    try:
+        return load_safetensors(blob), digest
+    except Exception as exc:  # a malformed header: safetensors raises its own error types
+        raise ValueError(f"{source.file} is not a readable safetensors file ({exc})") from None
+
+
+def fit_problems(model: nn.Module, state: Any, *, skip: str | None = None) -> list[str]:
+    """Why ``state`` cannot be a state dict of ``model`` (empty: it fits), in short phrases; keys starting with
+    ``skip`` (a classifier being replaced) are not compared."""
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        return ["the weights are not a mapping of names to tensors"]
+    expected = {k: v for k, v in model.state_dict().items() if skip is None or not k.startswith(skip)}
+    problems = []
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected and (skip is None or not k.startswith(skip))]
+    if missing:
+        problems.append(f"{len(missing)} missing (e.g. {missing[0]})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+    for k, v in expected.items():
+        if k in state and state[k].shape != v.shape:
+            problems.append(f"{k} has shape {tuple(state[k].shape)}, the model expects {tuple(v.shape)}")
+            break
+    return problems
+
+
+def load_weights(model: nn.Module, source: WeightsSource) -> str:
+    """Verify and load ``source`` into ``model``; return the file's SHA-256.
+
+    A model with as many classes as the weights gets every tensor (strictly). A model with another
+    ``num_classes`` gets the backbone, keeps its freshly initialised classifier (``pretrained_cfg["classifier"]``)
+    and a warning names the keys not loaded, as timm does for a new head. ``model.pretrained_cfg`` is updated to
+    the weights' preprocessing; ``pretrained_cfg["verified"]`` says whether a recorded SHA-256 was checked.
+    """
+    state, digest = _read_verified(source)
+    cfg = getattr(model, "pretrained_cfg", None)
+    num_classes = getattr(model, "num_classes", source.num_classes)
+    head = f"{cfg.get('classifier', 'fc') if isinstance(cfg, dict) else 'fc'}." if num_classes != source.num_classes else None
+    problems = fit_problems(model, state, skip=head)
+    if problems:
+        raise ValueError(f"the weights in {source.file} do not fit the model ({'; '.join(problems)}): they are "
+                         f"{source.what}")
+    skipped = sorted(k for k in state if head is not None and k.startswith(head))
+    model.load_state_dict({k: v for k, v in state.items() if k not in skipped}, strict=not skipped)
+    if skipped:
+        new = f"a new {num_classes}-class classifier" if num_classes else "no classifier (num_classes=0)"
+        warnings.warn(f"{source.what}: not loaded: {', '.join(skipped)} (the weights' {source.num_classes}-class "
+                      f"classifier); the model has {new}", stacklevel=3)
+    if source.sha256 is None:
+        warnings.warn(f"loaded UNVERIFIED weights {source.file} ({source.what}): no SHA-256 is recorded for them "
+                      "(allow_unverified=True)", stacklevel=3)
+    if isinstance(cfg, dict):
+        cfg.update(source.pretrained_cfg)
+        cfg.update(num_classes=num_classes, sha256=digest, verified=source.sha256 is not None)
+    return digest
+
+
 def load_pretrained(
     model: nn.Module,
-    tag: str,
+    tag: bool | str | os.PathLike[str],
     *,
     model_name: str,
     recalib: str | None,
@@ -135,64 +343,20 @@ def load_pretrained(
     num_classes: int,
     manifest: str | os.PathLike[str] | None = None,
     model_kwargs: Mapping[str, Any] | None = None,
+    allow_unverified: bool = False,
 ) -> PretrainedEntry | dict[str, Any]:
-    """Verify (SHA-256) and load the weights of ``tag`` into ``model``; return their manifest entry.
-
-    ``tag`` may also be an exported folder or ``"hf-hub:org/name[@revision]"`` (:func:`._hub.load_folder`; the
-    folder's ``config.json`` is returned then). ``model.pretrained_cfg`` is updated to the weights' preprocessing.
+    """Verify (SHA-256) and load the weights ``tag`` names into the built ``model``; return their manifest entry
+    (or the folder's ``config.json``). ``tag`` is anything :func:`resolve_weights` accepts; a ``num_classes``
+    other than the weights' keeps the model's classifier (:func:`load_weights`).
 
     Raises:
         ValueError: unknown tag / architecture / operator / shape (listing the available weights), a checksum
             mismatch, or a state dict that does not fit ``model``.
-        FileNotFoundError: the manifest or the weights file is missing.
+        FileNotFoundError: the manifest, the folder or the weights file is missing.
         ImportError: ``safetensors`` is not installed.
     """
-    from ._hub import is_folder_source, load_folder  # _hub uses load_verified: imported here, in-package
-
-    if manifest is None and is_folder_source(tag):
-        return load_folder(model, tag, model_name=model_name, recalib=recalib, in_chans=in_chans,
-                           num_classes=num_classes, model_kwargs=dict(model_kwargs or {}))
-    path, _ = _read_manifest(manifest)
-    entry = find_pretrained(tag, model_name=model_name, recalib=recalib, in_chans=in_chans,
-                            num_classes=num_classes, manifest=path)
-    weights = path.parent / entry.file
-    if not weights.is_file():
-        raise FileNotFoundError(f"pretrained weights {weights} ({entry.describe()}) are missing; reinstall recalib")
-    load_verified(model, weights, entry.sha256, hash_source="manifest", what=entry.describe(),
-                  advice="; the file is corrupted or was modified. Reinstall recalib or re-export the weights")
-    cfg = getattr(model, "pretrained_cfg", None)
-    dataset = entry.config.get("dataset")
-    if isinstance(cfg, dict) and isinstance(dataset, str):
-        cfg.update(dataset_cfg(dataset, in_chans))
-        cfg.update(tag=entry.tag, file=entry.file, sha256=entry.sha256)
-    return entry
-
-
-def load_verified(model: nn.Module, weights: Path, expected_sha256: str | None, *, hash_source: str, what: str,
-                  advice: str = "; the file is corrupted or was modified") -> str:
-    """Hash ``weights``, refuse it unless the hash is ``expected_sha256`` (``None``: no recorded hash), then parse
-    the very same bytes with safetensors and load them strictly into ``model``; return the SHA-256.
-
-    Raises:
-        ValueError: checksum mismatch (naming ``hash_source``), an unreadable file, or a state dict that does
-            not fit ``model`` (naming ``what``).
-        ImportError: ``safetensors`` is not installed.
-    """
-    blob = weights.read_bytes()  # hash and parse the very same bytes
-    digest = hashlib.sha256(blob).hexdigest()
-    if expected_sha256 is not None and digest != expected_sha256:
-        raise ValueError(f"checksum mismatch for {weights}: SHA-256 {digest}, {hash_source} says {expected_sha256}"
-                         + advice)
-    try:
-        from safetensors.torch import load as load_safetensors
-    except ImportError as exc:
-        raise ImportError("pretrained weights need the safetensors package: pip install safetensors") from exc
-    try:
-        state = load_safetensors(blob)
-    except Exception as exc:  # a malformed header: safetensors raises its own error types
-        raise ValueError(f"{weights} is not a readable safetensors file ({exc})") from None
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ValueError(f"the weights in {weights} do not fit {what}: {exc}") from None
-    return digest
+    del num_classes  # the model's own count decides whether its classifier is loaded
+    source = resolve_weights(tag, model_name=model_name, recalib=recalib, in_chans=in_chans,
+                             model_kwargs=model_kwargs, manifest=manifest, allow_unverified=allow_unverified)
+    load_weights(model, source)
+    return source.record

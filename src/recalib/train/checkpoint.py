@@ -173,28 +173,11 @@ def require_keys(ckpt: dict[str, Any], keys: tuple[str, ...], path: str | os.Pat
         raise ValueError(f"{path} is not a complete recalib checkpoint: it lacks {', '.join(lacking)}")
 
 
-def _fit_problems(model: nn.Module, state: Any) -> list[str]:
-    """Why ``state`` cannot be a state dict of ``model`` (empty: it fits)."""
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        return ["the weights are not a mapping of names to tensors"]
-    expected = model.state_dict()
-    problems = []
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    if missing:
-        problems.append(f"{len(missing)} missing (e.g. {missing[0]})")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-    for k, v in expected.items():
-        if k in state and state[k].shape != v.shape:
-            problems.append(f"{k} has shape {tuple(state[k].shape)}, the model expects {tuple(v.shape)}")
-            break
-    return problems
-
-
 def load_model_weights(model: nn.Module, state: Any, path: str | os.PathLike[str]) -> None:
     """``model.load_state_dict(state)``, or one ``ValueError`` line saying why the weights in ``path`` do not fit."""
-    problems = _fit_problems(model, state)
+    from ..models._weights import fit_problems
+
+    problems = fit_problems(model, state)
     if not problems:
         try:
             model.load_state_dict(state)
@@ -215,15 +198,15 @@ def model_from_checkpoint(
     ``path`` may be the checkpoint file or its run folder. Weights that do not fit the model the checkpoint
     names are a ``ValueError``.
     """
-    from ..models import create_model
+    from ..models import architecture_kwargs, create_model
 
     path = checkpoint_file(path)
     ckpt = load_checkpoint(path, map_location=map_location)
     require_keys(ckpt, ("model", "model_args", "config"), path)
     args = ckpt["model_args"]
-    try:
+    try:  # the architecture only: weights named in the record (pretrained=...) are refused, never fetched
         model = create_model(args["name"], num_classes=args["num_classes"], in_chans=args["in_chans"],
-                             recalib=args.get("recalib"), **args.get("kwargs", {}))
+                             recalib=args.get("recalib"), **architecture_kwargs(args.get("kwargs", {}), str(path)))
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"{path}: its model description {args!r} is not valid ({exc!r})") from None
     load_model_weights(model, ckpt["model"], path)

@@ -217,7 +217,9 @@ def parse_model_args(text: str) -> dict[str, Any]:
             f"TrainConfig: model_args must be keyword arguments with literal values, e.g. \"multi_stage=True\", "
             f"got {text!r}"
         ) from None
-    return kwargs
+    from ..models import architecture_kwargs
+
+    return architecture_kwargs(kwargs, "TrainConfig: model_args")  # an architecture: no weights named in a run
 
 
 def _check_type(name: str, value: Any, hint: Any) -> None:
