@@ -1,5 +1,7 @@
 """train_one_epoch / evaluate on small hand-made models and tensors."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -159,7 +161,32 @@ def test_bf16_autocast_runs_on_cpu() -> None:
     assert m["train_loss"] > 0 and 0 <= e["test_error"] <= 100
 
 
-def test_progress_bar_is_updated_every_step() -> None:
+def test_one_hook_sees_every_step_with_the_rate_the_optimizer_used() -> None:
+    """One per-step hook (no separate progress/loss/step callbacks): the new global step, the rate the
+    optimizer stepped with (read from its parameter group at ``optimizer.step``) and that step's loss."""
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=123.0)  # never used: the schedule sets every step's rate
+    used: list[float] = []
+    step_fn = opt.step
+
+    def spy_step(*args: object, **kw: object) -> object:
+        used.append(opt.param_groups[0]["lr"])
+        return step_fn(*args, **kw)
+
+    opt.step = spy_step  # type: ignore[method-assign]
+    seen: list[tuple[int, float, float]] = []
+    train_one_epoch(model, _batches(5), opt, lr_at=lambda s: 0.01 * (s + 1), step=3, device=CPU,
+                    on_step=lambda step, lr, loss: seen.append((step, lr, float(loss))))
+    assert [s for s, _, _ in seen] == [4, 5, 6, 7, 8]
+    assert [lr for _, lr, _ in seen] == used == pytest.approx([0.04, 0.05, 0.06, 0.07, 0.08])
+    assert all(math.isfinite(loss) and loss > 0 for _, _, loss in seen)
+
+
+def test_run_step_hook_drives_the_progress_bar_and_the_loggers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from recalib.train import run as run_mod
+
     class Bar:
         def __init__(self) -> None:
             self.n, self.postfix = 0, []
@@ -170,8 +197,19 @@ def test_progress_bar_is_updated_every_step() -> None:
         def set_postfix(self, **kw: object) -> None:
             self.postfix.append(kw)
 
-    bar = Bar()
+    class Loggers:
+        def __init__(self) -> None:
+            self.calls: list[tuple[int, float, float]] = []
+
+        def on_step(self, step: int, lr: float, loss: torch.Tensor) -> None:
+            self.calls.append((step, lr, float(loss)))
+
+    monkeypatch.setattr(run_mod, "_SYNC_EVERY", 2)
+    bar, loggers = Bar(), Loggers()
+    fake_run = SimpleNamespace(cfg=SimpleNamespace(check_ranks=False), loggers=loggers)
     model = _model()
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    train_one_epoch(model, _batches(5), opt, lr_at=lambda s: 0.01, step=0, device=CPU, sync_every=2, progress=bar)
+    train_one_epoch(model, _batches(5), opt, lr_at=lambda s: 0.01, step=0, device=CPU,
+                    on_step=run_mod.StepHook(fake_run, bar))  # type: ignore[arg-type]
     assert bar.n == 5 and len(bar.postfix) == 2 and {"loss", "lr"} <= set(bar.postfix[0])
+    assert [c[0] for c in loggers.calls] == [1, 2, 3, 4, 5] and {c[1] for c in loggers.calls} == {0.01}

@@ -240,3 +240,23 @@ def test_full_disk_is_one_line_from_the_cli(tmp_path, monkeypatch, capsys) -> No
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "No space left on device" in err and "no checkpoint was written yet" in err
     assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_the_schedule_is_the_one_source_of_the_rate(tmp_path) -> None:
+    """--lr reaches the optimizer only through the schedule: its constructed rate is the first step's, and every
+    step uses the schedule's rate (a linear decay after a one-epoch warm-up, written out by hand here)."""
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    seen: list[tuple[float, float]] = []  # (the optimizer's constructed lr, the lr it steps with)
+    handle = register_optimizer_step_pre_hook(
+        lambda opt, args, kwargs: seen.append((opt.defaults["lr"], opt.param_groups[0]["lr"])))
+    try:
+        train(tiny(tmp_path / "run", warmup_epochs=1.0, logger="none"))  # lr 0.4, 4 steps per epoch, 8 steps
+    finally:
+        handle.remove()
+    peak, warm, total = 0.4, 4, 8
+    expected = [peak * (s + 1) / warm if s < warm else peak * (1 - (s - warm) / (total - warm)) for s in range(total)]
+    assert [lr for _, lr in seen] == pytest.approx(expected)
+    assert [first for first, _ in seen] == pytest.approx([expected[0]] * total)  # not a dead --lr value
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in records] == pytest.approx([expected[3], expected[7]])

@@ -265,11 +265,11 @@ def _start_outputs(run: Run, logger_names: list[str], logger_notice: str | None,
             write_metrics(out / "metrics.jsonl", run.state.history)
         except OSError as exc:
             raise OutputError(write_failure(Path(exc.filename or out), exc, "nothing was trained yet")) from None
-        if logger_notice:
-            run.log(f"recalib train: {logger_notice}")
+        for line in (logger_notice or "").splitlines():
+            run.log(f"recalib train: {line}")
         run.loggers = open_loggers(logger_names, out, cfg.to_dict(),
                                    resumed_step=run.state.step + 1 if resumed else None,
-                                   log_every=cfg.log_every, lr_at=run.schedule)
+                                   log_every=cfg.log_every, eval_set=run.data.eval_set)
     run.device_text = describe_device(run.device)
     macs = run.macs
     run.log(
@@ -292,8 +292,8 @@ def setup_run(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInf
     log: Callable[[str], None] = (lambda msg: print(msg, flush=True)) if main else (lambda msg: None)
     info = get_dataset_info(cfg.dataset)
     _check_config(cfg, device, dinfo)
-    logger_names, logger_notice = resolve_loggers(cfg.logger, cfg.tensorboard)  # before anything is written
     out = Path(cfg.out)
+    logger_names, logger_notice = resolve_loggers(cfg.logger, cfg.tensorboard, out)  # before anything is written
     ckpt = _open_checkpoint(cfg, resume=resume, overwrite=overwrite)
     if main:
         remove_stale_temporaries(out)  # left by a killed process: this one holds the folder's lock
@@ -307,11 +307,12 @@ def setup_run(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInf
 
     data = build_data(cfg, info, device, dinfo)
     model, params, macs = _build_model(cfg, info, device, dinfo)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+    steps_per_epoch = len(data.train)
+    schedule = LRSchedule.from_config(cfg, steps_per_epoch)  # the one source of the learning rate
+    # The engine sets every group's rate to schedule(step) before each step; this is the first step's.
+    optimizer = torch.optim.SGD(model.parameters(), lr=schedule(0), momentum=cfg.momentum, nesterov=cfg.nesterov,
                                 weight_decay=cfg.wd)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    steps_per_epoch = len(data.train)
-    schedule = LRSchedule.from_config(cfg, steps_per_epoch)
     if ckpt is not None:
         _restore(ckpt, out / CHECKPOINT_NAME, state, model, optimizer, scaler, steps_per_epoch, dinfo)
         log(f"resumed {out / CHECKPOINT_NAME} at epoch {state.start_epoch}, step {state.step}")
@@ -323,6 +324,6 @@ def setup_run(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInf
     compiled, train_model = _wrap(cfg, model, device, dinfo, log)
     run = Run(cfg=cfg, info=info, device=device, dinfo=dinfo, log=log, data=data, raw=model, compiled=compiled,
               train_model=train_model, optimizer=optimizer, scaler=scaler, schedule=schedule, amp_dtype=amp_dtype,
-              params=params, macs=macs, state=state, loggers=RunLoggers([], 0, schedule))
+              params=params, macs=macs, state=state, loggers=RunLoggers([], 0))
     _start_outputs(run, logger_names, logger_notice, resumed=ckpt is not None)
     return run

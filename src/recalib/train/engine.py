@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -86,24 +85,23 @@ def train_one_epoch(
     channels_last: bool = False,
     freeze_bn: bool = False,
     sync_every: int = 0,
-    on_step: Callable[[int], None] | None = None,
-    progress: Any = None,
-    on_loss: Callable[[int, torch.Tensor], None] | None = None,
+    on_step: Callable[[int, float, torch.Tensor], None] | None = None,
 ) -> dict[str, float]:
     """Train ``model`` on one pass over ``loader``; return the epoch's metrics.
 
     Args:
         model: the model to call (possibly wrapped in DDP and/or compiled).
         loader: yields ``(x [B, C, H, W], y [B])``; moved to ``device`` if they are elsewhere.
-        lr_at: learning rate of a global step; set on every parameter group before each step.
+        lr_at: learning rate of a global step (the run's schedule): the one source of the rate, set on every
+            parameter group before each step; the optimizer's own ``lr`` is overwritten.
         step: global step of the first batch.
         freeze_bn: keep BatchNorm layers in eval mode (running statistics neither used from the batch nor
             updated).
-        sync_every: if > 0, read the non-finite flag (and refresh ``progress``) every that many steps.
-        on_step: called with the new global step after every optimizer step (e.g. a rank-consistency check).
-        on_loss: called with the new global step and that step's detached loss (a device tensor: reading it
-            is a host synchronisation, so a logger reads it only every so many steps).
-        progress: a tqdm-like bar (``update``, ``set_postfix``) or None.
+        sync_every: if > 0, read the non-finite flag every that many steps.
+        on_step: the per-step hook, called after every optimizer step with the new global step, the rate that
+            step used and its detached loss (a device tensor: reading it is a host synchronisation, so a hook
+            reads it only every so many steps). The run's hook checks the ranks, feeds the loggers and the
+            progress bar (:mod:`.run`).
 
     Returns:
         ``train_loss`` (mean), ``train_error`` (%), ``lr`` (of the last step), ``step`` (global step after
@@ -142,15 +140,9 @@ def train_one_epoch(
             first_bad = torch.where(is_bad & (first_bad == _NO_BAD_STEP), torch.full_like(first_bad, step), first_bad)
         step += 1
         if on_step is not None:
-            on_step(step)
-        if on_loss is not None:
-            on_loss(step, detached)
-        if progress is not None:
-            progress.update(1)
+            on_step(step, lr, detached)
         if sync_every and (i + 1) % sync_every == 0:
             _check_finite(first_bad)
-            if progress is not None:
-                progress.set_postfix(loss=f"{loss_sum.item() / max(images, 1):.4f}", lr=f"{lr:.4g}", refresh=False)
     totals = torch.stack([loss_sum.double(), wrong.double(), torch.tensor(float(images), device=device, dtype=torch.float64)])
     if device.type == "mps":  # no float64 on MPS
         totals = totals.float()

@@ -26,8 +26,8 @@ images for every seed), which is how recipes are tuned without looking at the te
 
 from __future__ import annotations
 
-import functools
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
         OutputError: writing into ``config.out`` failed (e.g. a full disk); the previous checkpoint is intact.
         PeerTimeoutError: another process did not answer within ``config.dist_timeout`` seconds.
     """
-    resolve_loggers(config.logger, config.tensorboard)  # a tracker that is not installed: an error before any write
+    resolve_loggers(config.logger, config.tensorboard, config.out)  # a tracker that cannot start: an error before any write
     _, _, local_rank, _ = distributed.env_world()
     device = resolve_device(config.device, local_rank)
     dinfo = distributed.setup(device, timeout=config.dist_timeout)
@@ -81,8 +81,14 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
         lock = _lock_run_folder(Path(config.out), dinfo)
         try:
             run = setup_run(config, device, dinfo, resume=resume, overwrite=overwrite)
-            _train_epochs(run)
-            return _finish(run)
+            try:
+                _train_epochs(run)
+                result = _finish(run)
+            except BaseException:
+                run.loggers.finish(run.out, failed=True)  # what was written so far, summary.json of a divergence
+                raise
+            run.loggers.finish(run.out)  # the run's files as artifacts, then close
+            return result
         except RuntimeError as exc:
             timed_out = distributed.as_peer_timeout(exc, config.dist_timeout) if dinfo.enabled else None
             if timed_out is None:
@@ -147,8 +153,6 @@ def _train_epochs(run: Run) -> None:
             except OSError:  # the divergence is the news; a full disk must not hide it
                 pass
         raise NonFiniteLossError(exc.step, message) from None
-    finally:
-        run.loggers.close()
 
 
 def _train_epoch(run: Run, epoch: int) -> tuple[dict[str, float], dict[str, float]]:
@@ -162,8 +166,7 @@ def _train_epoch(run: Run, epoch: int) -> tuple[dict[str, float], dict[str, floa
             run.train_model, run.data.train, run.optimizer, lr_at=run.schedule, step=st.step, device=run.device,
             amp_dtype=run.amp_dtype, scaler=run.scaler, label_smoothing=cfg.label_smoothing,
             channels_last=cfg.channels_last, freeze_bn=cfg.freeze_bn, sync_every=_SYNC_EVERY,
-            on_step=functools.partial(_check_ranks, run) if cfg.check_ranks else None, progress=bar,
-            on_loss=run.loggers.on_loss if run.loggers else None,
+            on_step=StepHook(run, bar),
         )
     finally:
         if bar is not None:
@@ -200,7 +203,7 @@ def _save_epoch(run: Run, epoch: int, record: dict[str, Any]) -> None:
                 failure = write_failure(Path(exc.filename or out / "metrics.jsonl"), exc,
                                         f"the checkpoint of epoch {epoch + 1} was written")
         if failure is None:
-            run.loggers.log_epoch(record, run.data.eval_set)
+            run.loggers.log_epoch(record)
     del state
     if run.dinfo.enabled:  # every rank stops together rather than waiting for rank 0 in the next collective
         failure = distributed.all_gather_object(failure)[0]
@@ -230,11 +233,27 @@ def _checkpoint_state(run: Run, epoch: int) -> dict[str, Any]:
     }
 
 
-def _check_ranks(run: Run, step: int) -> None:
-    """After every step with ``check_ranks``: every process holds the same weights."""
-    if not distributed.tensors_equal_across_ranks(list(run.raw.parameters())):
-        raise RuntimeError(f"check_ranks: the processes' weights differ after global step {step}")
-    run.state.rank_checks += 1
+@dataclass
+class StepHook:
+    """The run's one per-step hook (:func:`.engine.train_one_epoch`'s ``on_step``): after every optimizer step,
+    check that every process holds the same weights (``check_ranks``), send the step's loss and rate to the
+    loggers (every ``log_every`` steps) and advance the progress bar (its loss and rate every ``_SYNC_EVERY``
+    steps, one host synchronisation each)."""
+
+    run: Run
+    bar: Any = None  # a tqdm-like bar (update, set_postfix) or None
+
+    def __call__(self, step: int, lr: float, loss: torch.Tensor) -> None:
+        run = self.run
+        if run.cfg.check_ranks:
+            if not distributed.tensors_equal_across_ranks(list(run.raw.parameters())):
+                raise RuntimeError(f"check_ranks: the processes' weights differ after global step {step}")
+            run.state.rank_checks += 1
+        run.loggers.on_step(step, lr, loss)
+        if self.bar is not None:
+            self.bar.update(1)
+            if step % _SYNC_EVERY == 0:
+                self.bar.set_postfix(loss=f"{float(loss):.4f}", lr=f"{lr:.4g}", refresh=False)
 
 
 def _first_non_finite(model: nn.Module, eval_loss: float) -> str | None:
