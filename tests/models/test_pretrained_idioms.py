@@ -65,8 +65,6 @@ def test_pretrained_true_loads_the_default_weights_with_their_channels_and_class
     assert not _same(create_model("resnet20", recalib="se", in_chans=1, pretrained=False), _packaged(SE))
     with pytest.raises(ValueError, match=r"no weights for resnet56 \+ se.*packaged: resnet20"):
         create_model("resnet56", recalib="se", pretrained=True)
-    with pytest.raises(ValueError, match="expect in_chans=1"):
-        create_model("resnet20", recalib="se", in_chans=3, pretrained=True)
 
 
 @pytest.mark.parametrize("num_classes", [5, 0])
@@ -78,6 +76,26 @@ def test_another_num_classes_loads_the_backbone_and_names_the_keys_not_loaded(nu
     with torch.no_grad():
         out = model.eval()(torch.randn(2, 1, 28, 28))
     assert out.shape == (2, num_classes or 64)  # 0: pooled features, as timm
+
+
+def test_other_input_channels_adapt_the_first_convolution_as_timm_does(tmp_path: Path) -> None:
+    """Grey weights on three channels: the filters repeated and divided by three, so a grey image given as three
+    equal channels gives exactly the grey model's output."""
+    grey = create_model("resnet20", recalib="se", pretrained=True).eval()
+    with pytest.warns(UserWarning, match=r"conv1.weight adapted from 1 to 3 input channel\(s\)"):
+        rgb = create_model("resnet20", recalib="se", pretrained=True, in_chans=3).eval()
+    packaged = _packaged(SE)
+    torch.testing.assert_close(rgb.conv1.weight, packaged["conv1.weight"].repeat(1, 3, 1, 1) / 3)
+    assert _same(rgb, packaged, skip="conv1.")
+    cfg = rgb.pretrained_cfg
+    assert cfg["input_size"] == (3, 28, 28) and cfg["mean"] == grey.pretrained_cfg["mean"] * 3
+    x = torch.rand(2, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(rgb(x.expand(-1, 3, -1, -1)), grey(x), rtol=1e-4, atol=1e-5)
+    with pytest.warns(UserWarning, match="from 3 to 1"):  # and back: the three filters summed
+        back = create_model("resnet20", recalib="se", in_chans=1, pretrained=_export(
+            tmp_path / "rgb", rgb.state_dict(), in_chans=3, pretrained_cfg={"input_size": [3, 28, 28]}))
+    torch.testing.assert_close(back.conv1.weight, packaged["conv1.weight"])
 
 
 def test_list_models_takes_fnmatch_patterns() -> None:

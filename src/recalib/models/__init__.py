@@ -144,7 +144,8 @@ def create_model(
             1000 for the ImageNet models; 0 gives a model without classifier (``forward`` returns pooled
             features). A count other than the weights' loads the backbone and keeps a new classifier (a warning
             names the keys not loaded), as timm does.
-        in_chans: input channels; default: the weights' with ``pretrained``, else 3 (Fashion-MNIST: 1).
+        in_chans: input channels; default: the weights' with ``pretrained``, else 3 (Fashion-MNIST: 1). Other
+            channels than the weights' adapt their first convolution, as timm does (a warning says so).
         recalib: ``None``/``"none"``, an operator name, its textual form
             (``"mssar(scales=(1, 2), strategy='sliding')"``), an ``nn.Module`` class or a callable taking
             ``channels``.
@@ -179,8 +180,8 @@ def create_model(
     if pretrained is not None and pretrained is not False:
         if slot.enabled and slot.spec is None:
             raise ValueError("pretrained weights are catalogued by operator name; pass recalib as a name or spec string")
-        source = resolve_weights(pretrained, model_name=name, recalib=slot.spec, in_chans=in_chans,
-                                 model_kwargs=model_kwargs, allow_unverified=allow_unverified)
+        source = resolve_weights(pretrained, model_name=name, recalib=slot.spec, model_kwargs=model_kwargs,
+                                 allow_unverified=allow_unverified)
     if in_chans is None:
         in_chans = source.in_chans if source is not None else 3
     if num_classes is None:

@@ -161,17 +161,17 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value))  # tuples -> lists, as config.json holds them
 
 
-def folder_weights(source: str | os.PathLike[str], *, model_name: str, recalib: str | None, in_chans: int | None,
+def folder_weights(source: str | os.PathLike[str], *, model_name: str, recalib: str | None,
                    model_kwargs: Mapping[str, Any] | None, allow_unverified: bool) -> WeightsSource:
-    """The weights of an exported folder or Hub repository, checked to fit the model being built."""
+    """The weights of an exported folder or Hub repository, checked to fit the model being built (architecture,
+    operator and model arguments; other input channels or classes are adapted when they are loaded)."""
     folder = resolve_folder(source)
     config = read_folder_config(folder)
-    want = {"architecture": model_name, "recalib": canonical_recalib(recalib),
-            "in_chans": config["in_chans"] if in_chans is None else in_chans, "model_kwargs": _plain(model_kwargs or {})}
+    want = {"architecture": model_name, "recalib": canonical_recalib(recalib), "model_kwargs": _plain(model_kwargs or {})}
     have = {"architecture": config["architecture"], "recalib": canonical_recalib(config.get("recalib")),
-            "in_chans": config["in_chans"], "model_kwargs": _plain(config.get("model_kwargs", {}))}
+            "model_kwargs": _plain(config.get("model_kwargs", {}))}
     if want != have:
-        call = (f"create_model({have['architecture']!r}, recalib={config.get('recalib')!r}, in_chans={have['in_chans']}"
+        call = (f"create_model({have['architecture']!r}, recalib={config.get('recalib')!r}"
                 + "".join(f", {k}={v!r}" for k, v in have["model_kwargs"].items()))
         differ = ", ".join(f"{k} {have[k]!r} (asked for {want[k]!r})" for k in want if want[k] != have[k])
         raise ValueError(f"the weights in {source} are for another model: {differ}; build it with {call}, "

@@ -14,8 +14,9 @@ the model for it and loads it with :func:`load_weights`. What ``pretrained`` may
   refused unless ``allow_unverified=True`` (then loaded with a warning and ``pretrained_cfg["verified"]`` False).
 
 The file is hashed and refused unless the hash equals the recorded one, and only then parsed with
-``safetensors`` (no pickle, no code execution). The state dict is loaded strictly, except that a model built
-with another ``num_classes`` than the weights' keeps its new classifier (a warning names the keys not loaded).
+``safetensors`` (no pickle, no code execution). The state dict is loaded strictly, except where the model asks
+for other input channels or classes than the weights' (timm's behaviour: the first convolution is adapted, a new
+classifier is kept, and a warning names what was adapted or not loaded).
 
 Operators are matched by what they compute, not by spelling: ``"mssar"``, ``"mssar(scales=(1, 2, 4))"`` and
 ``"mssar(strategy='regional')"`` are the same operator (the constructor's defaults are filled in before
@@ -48,6 +49,7 @@ __all__ = [
     "PretrainedEntry",
     "PretrainedLike",
     "WeightsSource",
+    "adapt_input_conv",
     "architecture_kwargs",
     "canonical_recalib",
     "find_pretrained",
@@ -225,13 +227,12 @@ def resolve_weights(
     *,
     model_name: str,
     recalib: str | None,
-    in_chans: int | None = None,
     model_kwargs: Mapping[str, Any] | None = None,
     manifest: str | os.PathLike[str] | None = None,
     allow_unverified: bool = False,
 ) -> WeightsSource:
     """The weights ``pretrained`` names (see the module docstring), checked to fit ``model_name`` + ``recalib``
-    (and ``in_chans`` where given; the classifier may differ: the caller builds a new one).
+    (the input channels and the classifier may differ: :func:`load_weights` adapts them).
 
     Raises:
         ValueError: an unknown tag (with the available ones and, for a mistyped one, the closest), weights for
@@ -246,7 +247,7 @@ def resolve_weights(
     path, entries = _read_manifest(manifest)
     if pretrained is True or pretrained in {e.tag for e in entries}:  # tags first: no folder shadows them
         tag = _default_tag(model_name, recalib, entries) if pretrained is True else str(pretrained)
-        entry = find_pretrained(tag, model_name=model_name, recalib=recalib, in_chans=in_chans, manifest=path)
+        entry = find_pretrained(tag, model_name=model_name, recalib=recalib, manifest=path)
         cfg: dict[str, Any] = {"tag": entry.tag, "file": entry.file}
         dataset = entry.config.get("dataset")
         if isinstance(dataset, str):
@@ -257,8 +258,8 @@ def resolve_weights(
     assert not isinstance(pretrained, bool)
     if isinstance(pretrained, str) and not pretrained.startswith(HUB_PREFIX) and not is_explicit_path(pretrained):
         raise _unknown_tag(pretrained, entries)
-    return folder_weights(pretrained, model_name=model_name, recalib=recalib, in_chans=in_chans,
-                          model_kwargs=model_kwargs, allow_unverified=allow_unverified)  # a Hub id or a folder
+    return folder_weights(pretrained, model_name=model_name, recalib=recalib, model_kwargs=model_kwargs,
+                          allow_unverified=allow_unverified)  # a Hub id or a folder
 
 
 def _read_verified(source: WeightsSource) -> tuple[dict[str, Any], str]:
@@ -302,18 +303,49 @@ def fit_problems(model: nn.Module, state: Any, *, skip: str | None = None) -> li
     return problems
 
 
+def adapt_input_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
+    """timm's adaptation of first-convolution weights (O, I, k, k) to ``in_chans`` inputs: one input sums the ``I``
+    filters; more repeat them and scale by ``I / in_chans``. An image whose channels are all equal (a grey image)
+    gives the same output as before whenever ``in_chans`` is 1 or a multiple of ``I``."""
+    chans = weight.shape[1]
+    if in_chans == 1:
+        return weight.sum(1, keepdim=True)  # O, 1, k, k
+    repeats = -(-in_chans // chans)
+    return weight.repeat(1, repeats, 1, 1)[:, :in_chans] * (chans / in_chans)  # O, in_chans, k, k
+
+
+def _channel_cfg(cfg: Mapping[str, Any], in_chans: int) -> dict[str, Any]:
+    """The preprocessing keys of ``cfg`` for ``in_chans`` channels: the size's channel count, and per-channel mean
+    and std replaced by their averages (the rule of :func:`._cfg.dataset_cfg`)."""
+    out = dict(cfg)
+    for key in ("mean", "std"):
+        if key in out and len(out[key]) != in_chans:
+            out[key] = (sum(out[key]) / len(out[key]),) * in_chans
+    if "input_size" in out:
+        out["input_size"] = (in_chans, *tuple(out["input_size"])[1:])
+    return out
+
+
 def load_weights(model: nn.Module, source: WeightsSource) -> str:
     """Verify and load ``source`` into ``model``; return the file's SHA-256.
 
-    A model with as many classes as the weights gets every tensor (strictly). A model with another
-    ``num_classes`` gets the backbone, keeps its freshly initialised classifier (``pretrained_cfg["classifier"]``)
-    and a warning names the keys not loaded, as timm does for a new head. ``model.pretrained_cfg`` is updated to
-    the weights' preprocessing; ``pretrained_cfg["verified"]`` says whether a recorded SHA-256 was checked.
+    A model with the weights' input channels and classes gets every tensor (strictly). As in timm, a model with
+    other input channels gets the first convolution adapted (:func:`adapt_input_conv`), and one with another
+    ``num_classes`` gets the backbone and keeps its freshly initialised classifier (``pretrained_cfg["classifier"]``);
+    a warning names what was adapted or not loaded. ``model.pretrained_cfg`` is updated to the weights'
+    preprocessing; ``pretrained_cfg["verified"]`` says whether a recorded SHA-256 was checked.
     """
     state, digest = _read_verified(source)
     cfg = getattr(model, "pretrained_cfg", None)
+    cfg = cfg if isinstance(cfg, dict) else {}
     num_classes = getattr(model, "num_classes", source.num_classes)
-    head = f"{cfg.get('classifier', 'fc') if isinstance(cfg, dict) else 'fc'}." if num_classes != source.num_classes else None
+    in_chans = cfg.get("in_chans", source.in_chans)
+    first = f"{cfg.get('first_conv', 'conv1')}.weight"
+    if in_chans != source.in_chans and first in state:
+        state[first] = adapt_input_conv(state[first], in_chans)
+        warnings.warn(f"{source.what}: {first} adapted from {source.in_chans} to {in_chans} input channel(s)",
+                      stacklevel=3)
+    head = f"{cfg.get('classifier', 'fc')}." if num_classes != source.num_classes else None
     problems = fit_problems(model, state, skip=head)
     if problems:
         raise ValueError(f"the weights in {source.file} do not fit the model ({'; '.join(problems)}): they are "
@@ -327,9 +359,8 @@ def load_weights(model: nn.Module, source: WeightsSource) -> str:
     if source.sha256 is None:
         warnings.warn(f"loaded UNVERIFIED weights {source.file} ({source.what}): no SHA-256 is recorded for them "
                       "(allow_unverified=True)", stacklevel=3)
-    if isinstance(cfg, dict):
-        cfg.update(source.pretrained_cfg)
-        cfg.update(num_classes=num_classes, sha256=digest, verified=source.sha256 is not None)
+    cfg.update(_channel_cfg(source.pretrained_cfg, in_chans))
+    cfg.update(num_classes=num_classes, sha256=digest, verified=source.sha256 is not None)
     return digest
 
 
@@ -346,8 +377,8 @@ def load_pretrained(
     allow_unverified: bool = False,
 ) -> PretrainedEntry | dict[str, Any]:
     """Verify (SHA-256) and load the weights ``tag`` names into the built ``model``; return their manifest entry
-    (or the folder's ``config.json``). ``tag`` is anything :func:`resolve_weights` accepts; a ``num_classes``
-    other than the weights' keeps the model's classifier (:func:`load_weights`).
+    (or the folder's ``config.json``). ``tag`` is anything :func:`resolve_weights` accepts; other input channels
+    or classes than the weights' are adapted as :func:`load_weights` says.
 
     Raises:
         ValueError: unknown tag / architecture / operator / shape (listing the available weights), a checksum
@@ -355,8 +386,8 @@ def load_pretrained(
         FileNotFoundError: the manifest, the folder or the weights file is missing.
         ImportError: ``safetensors`` is not installed.
     """
-    del num_classes  # the model's own count decides whether its classifier is loaded
-    source = resolve_weights(tag, model_name=model_name, recalib=recalib, in_chans=in_chans,
-                             model_kwargs=model_kwargs, manifest=manifest, allow_unverified=allow_unverified)
+    del in_chans, num_classes  # the model's own decide how the weights are adapted (load_weights)
+    source = resolve_weights(tag, model_name=model_name, recalib=recalib, model_kwargs=model_kwargs,
+                             manifest=manifest, allow_unverified=allow_unverified)
     load_weights(model, source)
     return source.record
