@@ -98,6 +98,12 @@ def test_other_input_channels_adapt_the_first_convolution_as_timm_does(tmp_path:
     torch.testing.assert_close(back.conv1.weight, packaged["conv1.weight"])
 
 
+def test_torch_hub_entry_points_take_pretrained_true() -> None:
+    repo = str(Path(__file__).resolve().parents[2])
+    model = torch.hub.load(repo, "resnet20", recalib="se", pretrained=True, source="local")
+    assert _same(model, _packaged(SE))
+
+
 def test_list_models_takes_fnmatch_patterns() -> None:
     every = list_models()
     assert list_models("resnet*") == [n for n in every if n.startswith("resnet")]
@@ -245,8 +251,8 @@ def test_a_folder_without_a_recorded_hash_is_refused_unless_loaded_loudly_as_unv
 
 
 # ---------------------------------------------------------------------------------- issue 22, item 10 ---
-def test_a_checkpoint_naming_weights_rebuilds_nothing_and_fetches_nothing(tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_checkpoint_naming_weights_rebuilds_nothing_and_fetches_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     from recalib.train import TrainConfig, model_from_checkpoint, save_checkpoint
     from recalib.train.checkpoint import FORMAT_VERSION
 
@@ -262,6 +268,13 @@ def test_a_checkpoint_naming_weights_rebuilds_nothing_and_fetches_nothing(tmp_pa
             model_from_checkpoint(path)
     with pytest.raises(ValueError, match="may only describe the architecture, not pretrained"):
         TrainConfig(model_args="pretrained='hf-hub:org/evil'")  # so no run records one
+    from recalib.cli import main
+
+    save_checkpoint({"format_version": FORMAT_VERSION, "model": model.state_dict(), "config": {},
+                     "model_args": {"name": "resnet20", "num_classes": 10, "in_chans": 1, "recalib": "se",
+                                    "kwargs": {"pretrained": "hf-hub:org/evil"}}}, tmp_path / "checkpoint.pt")
+    assert main(["eval", "--checkpoint", str(tmp_path / "checkpoint.pt"), "--device", "cpu"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
     assert asked == []
 
 
