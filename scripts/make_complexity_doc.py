@@ -399,7 +399,7 @@ def render() -> str:
         "ignore and that dominates a recalibration operator's run time. It includes the backbone's own BN, ReLU "
         "and additions; compare the *extra* column. Defined in `recalib.models.complexity`.",
         "* **extra**: over the same backbone without an operator. Operators use their documented defaults "
-        "(SE r = 16; GE global theta-; SGE groups = the largest divisor of the channels <= 64; MS-SAR scales "
+        "(SE r = 16; GE global theta-; SGE groups = sge_groups(C), at least 4 channels per group and at most 64 groups; MS-SAR scales "
         "(1, 2, 4), regional, D' = D/3 on the CIFAR models and reduction 16 (D' = D/48) on the ImageNet models, "
         "the paper's Table 5 budget; see `recalib.models._common` and docs/spec.md, section 1).",
         "",
