@@ -1,11 +1,14 @@
 """Pretrained weights: the package's own (``manifest.json`` next to this file) and exported folders in the
 Hugging Face layout.
 
-Three sources, one argument: ``create_model(..., pretrained=...)`` takes a manifest tag (``"fashion-mnist"``),
-a folder written by :func:`export_pretrained` / ``recalib export``, or ``"hf-hub:org/name"``. Every loaded
-model's ``pretrained_cfg`` states the preprocessing the weights were trained with (input size, mean, std,
-interpolation, crop), so nobody has to guess whether to normalise. Loading is checked: the file's SHA-256 must
-equal the manifest's (or the folder's ``config.json``) before ``safetensors`` parses it (no pickle, no code).
+Three sources, one argument: ``create_model(..., pretrained=...)`` takes ``True`` (the model's default packaged
+weights), a manifest tag (``"fashion-mnist"``, always the packaged weights, whatever folders the working directory
+holds), a folder written by :func:`export_pretrained` / ``recalib export`` given as a path (``"./x"``,
+``pathlib.Path("x")``), or ``"hf-hub:org/name"``; :func:`from_pretrained` builds the model from any of them.
+Every loaded model's ``pretrained_cfg`` states the preprocessing the weights were trained with (input size, mean,
+std, interpolation, crop), so nobody has to guess whether to normalise. Loading is checked: the file's SHA-256
+must equal the manifest's (or the one the folder's ``config.json`` records; a folder recording none is refused
+unless ``allow_unverified=True``) before ``safetensors`` parses it (no pickle, no code).
 
 Where things live, so that no package imports one that imports it back:
 
