@@ -11,6 +11,9 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+import pytest
+
+from recalib import cli
 from recalib.studies import list_studies, shipped_studies_dir
 
 try:
@@ -56,3 +59,20 @@ def test_study_list_from_a_folder_outside_the_checkout(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert listed.returncode == 0, listed.stderr
     assert {line.split()[0] for line in listed.stdout.splitlines() if line.strip()} >= SHIPPED_NAMES
+
+
+def test_ci_builds_the_docs_and_checks_the_wheel():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "scripts/test.sh" in ci
+    test_sh = (ROOT / "scripts" / "test.sh").read_text()
+    assert "bash scripts/check_wheel.sh" in test_sh and "mkdocs build --quiet --strict" in test_sh
+    check = (ROOT / "scripts" / "check_wheel.sh").read_text()
+    assert "-m build" in check and "--system-site-packages" in check
+
+
+def test_version_option_prints_the_project_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert capsys.readouterr().out.strip() == f"recalib {version}"

@@ -8,11 +8,16 @@ gather-excite and spatial group-wise enhance.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
 from .modules import build_recalib, list_recalibs, register_recalib  # noqa: E402
+
+if TYPE_CHECKING:  # the lazy re-exports of __getattr__, for type checkers and the API reference
+    from . import integrations, pretrained
+    from .models import create_model, list_models
+    from .models.complexity import complexity
 
 __all__ = [
     "__version__",

@@ -13,6 +13,9 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from . import __version__
+from ._optional import MissingExtraError
+
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "quickstart": ("recalib.train.quickstart", "train ResNet-20 + MS-SAR on Fashion-MNIST (the main job)"),
@@ -41,6 +44,7 @@ def _top_parser() -> argparse.ArgumentParser:
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"recalib {__version__}")
     parser.add_argument("command", choices=list(COMMANDS), metavar="COMMAND", help="one of: " + ", ".join(COMMANDS))
     return parser
 
@@ -66,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv[1:])
     try:
         return int(args._run(args) or 0)
-    except (ValueError, FileNotFoundError) as exc:  # a command that let a user error through: still one line
+    except (ValueError, FileNotFoundError, MissingExtraError) as exc:  # a user error let through: still one line
         print(f"recalib {argv[0]}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
 

@@ -27,6 +27,8 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+from .._optional import pyplot
+
 __all__ = ["configure_parser", "gate_columns", "grid_pixel_size", "plot_gates", "run", "select_blocks"]
 
 HEADER_PX = 36  # strip above the grid holding the column titles
@@ -100,11 +102,7 @@ def plot_gates(images: torch.Tensor, columns: Sequence[tuple[str, str, torch.Ten
 
     ``images``: N x C x H x W uint8 (C = 1 or 3), shown as they are.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot("recalib visualize")
     n = images.shape[0]
     n_cols = 1 + len(columns)
     width, height = grid_pixel_size(n, n_cols, cell)

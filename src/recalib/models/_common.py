@@ -99,10 +99,12 @@ class RecalibSlot:
 
     @property
     def enabled(self) -> bool:
+        """Whether the slot holds an operator (``False`` for the plain backbone)."""
         return self.factory is not None
 
     @property
     def is_mssar(self) -> bool:
+        """Whether the operator is MS-SAR (or a subclass), which some backbones place differently."""
         cls = _underlying_class(self.factory)
         return cls is not None and issubclass(cls, MSSAR)
 
@@ -141,6 +143,7 @@ class RecalibSlot:
             raise ValueError(f"building {self.describe()} for {channels} channels: {exc}{hint}") from None
 
     def describe(self) -> str:
+        """The operator as text: its spec, ``no operator``, or the factory's repr."""
         if self.spec is not None:
             return repr(self.spec)
         if self.factory is None:
@@ -276,16 +279,20 @@ class ZooModel(nn.Module):
     fc: nn.Module
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """The last feature map, before pooling (timm's ``forward_features``): N x C x H' x W'."""
         raise NotImplementedError
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Global average pooling, then the classifier (the pooled N x C features with ``pre_logits``)."""
         x = x.mean((2, 3))  # N, C: global average pooling
         return x if pre_logits else self.fc(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits N x num_classes of images N x in_chans x H x W."""
         return self.forward_head(self.forward_features(x))
 
     def get_classifier(self) -> nn.Module:
+        """The final linear layer (timm's ``get_classifier``)."""
         return self.fc
 
     def reset_classifier(self, num_classes: int) -> None:

@@ -90,6 +90,7 @@ class PretrainedEntry:
     card: str = ""
 
     def describe(self) -> str:
+        """One line naming the model the weights fit and their tag."""
         return (f"{self.architecture} + {self.recalib} (tag {self.tag!r}, in_chans={self.in_chans}, "
                 f"num_classes={self.num_classes})")
 

@@ -52,6 +52,7 @@ class CifarResNetConfig:
 
     @property
     def blocks_per_stage(self) -> int:
+        """Residual blocks per stage: (depth - 2) / 6."""
         return (self.depth - 2) // 6
 
 

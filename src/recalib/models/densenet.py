@@ -51,6 +51,7 @@ class DenseNetConfig:
 
     @property
     def layers_per_block(self) -> int:
+        """Bottleneck layers per dense block: (depth - 4) / 6."""
         return (self.depth - 4) // 6
 
 

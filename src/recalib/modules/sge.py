@@ -29,10 +29,10 @@ MAX_GROUPS = 64  #: the official code's choice on ResNet-50 (4 to 32 channels pe
 
 def sge_groups(channels: int) -> int:
     """The default number of groups for ``channels`` channels: the largest divisor of ``channels`` that is at
-    most 64 and leaves every group at least 4 channels (1 when ``channels`` < 8 has no such divisor but 1).
+    most 64 and leaves every group at least 4 channels (1 when ``channels`` < 8 has no such divisor but 1)::
 
-    >>> [sge_groups(c) for c in (12, 16, 32, 64, 256, 2048)]
-    [3, 4, 8, 16, 64, 64]
+        >>> [sge_groups(c) for c in (12, 16, 32, 64, 256, 2048)]
+        [3, 4, 8, 16, 64, 64]
     """
     bound = max(1, min(MAX_GROUPS, channels // MIN_CHANNELS_PER_GROUP))
     return max(d for d in range(1, bound + 1) if channels % d == 0)

@@ -49,6 +49,7 @@ class Run:
 
     @property
     def out(self) -> Path:
+        """The run's output folder."""
         return Path(self.config.out)
 
     def metadata(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write
+from .._optional import pyplot
 from .results import RunResult, by_cell
 from .spec import Study
 from .stats import mean_std
@@ -18,12 +19,7 @@ __all__ = ["plot_curves", "plot_error_vs_macs"]
 
 
 def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot("recalib study report's figures")
 
 
 def _save(fig: Any, path: Path) -> None:

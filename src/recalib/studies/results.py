@@ -31,25 +31,31 @@ class RunResult:
 
     @property
     def finished(self) -> bool:
+        """Whether the run completed (its ``summary.json`` says so)."""
         return self.status == "finished"
 
     def last(self, key: str) -> float | None:
+        """``key`` of the last ``metrics.jsonl`` record (``None`` when absent)."""
         return float(self.history[-1][key]) if self.history and self.history[-1].get(key) is not None else None
 
     @property
     def test_error(self) -> float | None:
+        """The last epoch's top-1 test error (%)."""
         return self.last("test_error")
 
     @property
     def test_top5_error(self) -> float | None:
+        """The last epoch's top-5 test error (%)."""
         return self.last("test_top5_error")
 
     @property
     def params(self) -> int | None:
+        """Parameter count from ``summary.json``."""
         return self.summary.get("params")
 
     @property
     def macs(self) -> int | None:
+        """Multiply-accumulates per image from ``summary.json``."""
         return self.summary.get("macs")
 
 

@@ -115,6 +115,7 @@ class Study:
         return self.model_recipes.get(model, self.recipe)
 
     def operator(self, key: str) -> Operator:
+        """The operator with key ``key`` (``ValueError`` naming the keys if none)."""
         for op in self.operators:
             if op.key == key:
                 return op
@@ -122,6 +123,7 @@ class Study:
 
     @property
     def dir_name(self) -> str:
+        """The study's results folder name (its name, plus the variant if any)."""
         return study_dir_name(self.name, self.variant)
 
     def with_variant(self, name: str | None) -> Study:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._io import atomic_write, write_json_atomic, write_text_atomic
+from .._optional import MissingExtraError, pyplot
 from .._provenance import git_commit, library_versions
 from .checkpoint import CHECKPOINT_NAME, remove_stale_temporaries
 
@@ -50,15 +51,13 @@ def append_metrics(path: Path, record: dict[str, Any]) -> None:
         f.write(json.dumps(record) + "\n")
 
 
-def plot_curves(history: list[dict[str, Any]], path: Path, title: str, eval_name: str) -> None:
-    """Loss and top-1 error against epochs, train and test, as a PNG (matplotlib's Agg backend)."""
+def plot_curves(history: list[dict[str, Any]], path: Path, title: str, eval_name: str) -> bool:
+    """Loss and top-1 error against epochs, train and test, as a PNG; ``False`` (nothing written) without
+    matplotlib (the ``plots`` extra): a run does not need its picture."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
+        plt = pyplot("curves.png")
+    except MissingExtraError:
+        return False
     epochs = [r["epoch"] for r in history]
     fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     ax_loss.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
@@ -77,6 +76,7 @@ def plot_curves(history: list[dict[str, Any]], path: Path, title: str, eval_name
             fig.savefig(f, dpi=100, format="png")
     finally:
         plt.close(fig)
+    return True
 
 
 def remove_run_files(out: Path) -> None:
@@ -125,6 +125,8 @@ def summary(run: Run, status: str, message: str | None = None) -> dict[str, Any]
         "epochs_completed": len(st.history),
         "steps": st.step,
         "rank_checks": st.rank_checks if cfg.check_ranks else None,
-        "files": {name: str(run.out / name) for name in RUN_FILES if name != "tb"},
+        # The files the folder holds (curves.png only where matplotlib drew it); summary.json is being written.
+        "files": {name: str(run.out / name) for name in RUN_FILES
+                  if name != "tb" and (name == "summary.json" or (run.out / name).exists())},
         "config": cfg.to_dict(),
     }

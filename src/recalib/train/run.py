@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from .._format import progress_bar
+from .._optional import install_hint
 from .._provenance import library_versions
 from .._spec import spec_or_none
 from . import distributed
@@ -275,18 +276,19 @@ def _first_non_finite(model: nn.Module, eval_loss: float) -> str | None:
 # --------------------------------------------------------------------------------------- finish ---
 def _finish(run: Run) -> dict[str, Any]:
     """Rank 0 writes ``summary.json`` (and ``curves.png`` if no epoch drew it); every rank returns the summary."""
-    result = summary(run, "completed")
     out, history = run.out, run.state.history
+    if run.dinfo.is_main and history and not (out / "curves.png").exists():
+        try:  # before summary.json, which lists the files the folder holds
+            if not plot_curves(history, out / "curves.png", run.title, run.data.eval_set):
+                run.log(f"no curves.png: drawing it needs matplotlib: {install_hint('plots')}")
+        except OSError as exc:  # the run is complete; only the picture is missing
+            run.log(f"could not write {out / 'curves.png'}: {exc.strerror or exc}")
+    result = summary(run, "completed")
     if run.dinfo.is_main:
         try:
             write_json(out / "summary.json", result)
         except OSError as exc:
             raise OutputError(write_failure(out / "summary.json", exc, "the checkpoint of the last epoch was "
                                             "written")) from None
-        if history and not (out / "curves.png").exists():
-            try:
-                plot_curves(history, out / "curves.png", run.title, run.data.eval_set)
-            except OSError as exc:  # the run is complete; only the picture is missing
-                run.log(f"could not write {out / 'curves.png'}: {exc.strerror or exc}")
     distributed.barrier()
     return result
