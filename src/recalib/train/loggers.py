@@ -223,9 +223,9 @@ class _Wandb:
         import wandb
 
         mode, _ = _wandb_mode(out)
-        self.out = out
+        self.out = Path(os.path.abspath(out))  # W&B's service process may run in another working directory
         self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "recalib"), name=run_name(out),
-                              dir=str(out), config=dict(config), tags=[f"{k}={v}" for k, v in tags.items()],
+                              dir=str(self.out), config=dict(config), tags=[f"{k}={v}" for k, v in tags.items()],
                               id=run_id, resume="allow" if run_id else None, mode=mode)
         self.id = self.run.id
 
