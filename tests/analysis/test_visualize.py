@@ -43,11 +43,53 @@ def test_png_grid_from_checkpoint(tmp_path):
     ckpt = _checkpoint(tmp_path)
     out = tmp_path / "gates.png"
     assert vis.run(_args(checkpoint=ckpt, images=3, cell=64, out=out)) == 0
-    # auto = last operator of each of the 3 stages; MS-SAR: 3 scales + combined per block; plus the input.
+    # auto = last operator of each of the 3 stages; MS-SAR: 3 scales + combined per block; plus the input;
+    # then the strip of the colour bar (issue 19 adds it: the width grows by COLORBAR_PX).
     n_cols = 1 + 3 * 4
     png = mpimg.imread(out)
-    assert png.shape[:2] == (3 * 64 + vis.HEADER_PX + vis.FOOTER_PX, n_cols * 64)
-    assert vis.grid_pixel_size(3, n_cols, 64) == (n_cols * 64, 3 * 64 + vis.HEADER_PX + vis.FOOTER_PX)
+    assert png.shape[:2] == (3 * 64 + vis.HEADER_PX + vis.FOOTER_PX, n_cols * 64 + vis.COLORBAR_PX)
+    assert vis.grid_pixel_size(3, n_cols, 64) == (n_cols * 64 + vis.COLORBAR_PX,
+                                                  3 * 64 + vis.HEADER_PX + vis.FOOTER_PX)
+
+
+def test_default_output_is_the_run_folder_never_the_working_directory(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("matplotlib")
+    from recalib.data import load_small
+
+    try:
+        load_small("fashion-mnist", "test", download=False)
+    except Exception as exc:
+        pytest.skip(f"Fashion-MNIST not available: {exc}")
+    run_dir, cwd = tmp_path / "run", tmp_path / "cwd"
+    run_dir.mkdir()
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    ckpt = _checkpoint(run_dir)
+    assert vis.run(_args(checkpoint=ckpt, images=1, cell=32, blocks="-1")) == 0
+    assert (run_dir / "gates.png").is_file() and list(cwd.iterdir()) == []
+    assert str(run_dir / "gates.png") in capsys.readouterr().out
+    assert vis.run(_args(pretrained="fashion-mnist", images=1)) == 2  # no run folder: --out is needed
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--out" in err and list(cwd.iterdir()) == []
+
+
+def test_gates_share_one_colour_scale_with_a_labelled_colour_bar():
+    pytest.importorskip("matplotlib")
+    images = torch.randint(0, 256, (2, 1, 8, 8), dtype=torch.uint8)
+    low = torch.full((2, 4, 4), 0.40)
+    low[0, 0, 0] = 0.30
+    high = torch.full((2, 2, 2), 0.60)
+    high[1, 1, 1] = 0.90
+    columns = [("layer1.2", "K=1", low), ("layer3.2", "SE", high)]
+    fig = vis.gates_figure(images, columns, cell=32, title="synthetic")
+    gates = [im for ax in fig.axes for im in ax.get_images() if im.get_cmap().name == "viridis"]
+    assert len(gates) == 4  # 2 images x 2 columns
+    assert [im.get_clim() for im in gates] == [pytest.approx((0.30, 0.90))] * 4  # one range: every gate's
+    (bar,) = [im.colorbar for im in gates if im.colorbar is not None]
+    assert bar.ax.get_ylabel() == "gate Z (mean over channels)"
+    assert bar.vmin == pytest.approx(0.30) and bar.vmax == pytest.approx(0.90)
+    headers = [t.get_text() for t in fig.texts]
+    assert "layer1.2\nK=1" in headers and "layer3.2\nSE" in headers
 
 
 def test_gate_columns_mssar_combined_is_mean_of_scales():

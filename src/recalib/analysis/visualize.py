@@ -9,11 +9,12 @@ channels, as a heat map at the block's resolution, upsampled (nearest) to the in
   gate (their mean, Eq. 2);
 * every other operator (SE, GE, SGE): its gate ``op.gate(x)``; SE's is constant over space by construction.
 
-The colour scale is shared by all images and columns of one block (its range is in the column title), so
-brightness compares across images and scales. The model runs in eval mode (BatchNorm running statistics).
+One colour scale (the range of every gate shown) is shared by all images, scales and blocks and drawn as a
+labelled colour bar, so brightness compares across the whole grid. The model runs in eval mode (BatchNorm
+running statistics). The PNG goes to ``--out``, or to ``gates.png`` in the checkpoint's run folder.
 
-    recalib visualize --checkpoint runs/x/checkpoint.pt --images 8 [--blocks auto|all|layer2.2,layer3.2] --out gates.png
-    recalib visualize --pretrained fashion-mnist --model resnet20 --recalib mssar --images 8
+    recalib visualize --checkpoint runs/x/checkpoint.pt --images 8 [--blocks auto|all|layer2.2,layer3.2]
+    recalib visualize --pretrained fashion-mnist --model resnet20 --recalib mssar --images 8 --out gates.png
 """
 
 from __future__ import annotations
@@ -22,24 +23,31 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
 
-from .._optional import pyplot
+from .._optional import require
 
-__all__ = ["configure_parser", "gate_columns", "grid_pixel_size", "plot_gates", "run", "select_blocks"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["configure_parser", "gate_columns", "gates_figure", "grid_pixel_size", "output_path", "plot_gates", "run",
+           "select_blocks"]
 
 HEADER_PX = 36  # strip above the grid holding the column titles
 _MAX_CELL = 1024  # pixels per cell
 _MAX_SIDE = 2**16  # matplotlib's limit on each side of a figure, in pixels
 FOOTER_PX = 14  # strip below the grid naming the model and the images
+COLORBAR_PX = 90  # strip right of the grid holding the shared colour bar and its labels
+GATES_PNG = "gates.png"  # the default file name, in the checkpoint's run folder
 
 
 def grid_pixel_size(n_images: int, n_columns: int, cell: int = 96) -> tuple[int, int]:
-    """(width, height) in pixels of the PNG: ``n_columns`` x ``n_images`` cells plus the title and footer strips."""
-    return n_columns * cell, n_images * cell + HEADER_PX + FOOTER_PX
+    """(width, height) in pixels of the PNG: ``n_columns`` x ``n_images`` cells, the title and footer strips and
+    the colour bar's strip."""
+    return n_columns * cell + COLORBAR_PX, n_images * cell + HEADER_PX + FOOTER_PX
 
 
 def select_blocks(names: Sequence[str], model: nn.Module, spec: str = "auto") -> list[str]:
@@ -96,43 +104,40 @@ def gate_columns(model: nn.Module, x: torch.Tensor, blocks: Sequence[str] | str 
     return columns
 
 
-def plot_gates(images: torch.Tensor, columns: Sequence[tuple[str, str, torch.Tensor]], path: str | Path,
-               cell: int = 96, title: str = "") -> tuple[int, int]:
-    """Write the grid (rows = images; columns = input, then ``columns``) to ``path``; return its pixel size.
+def gates_figure(images: torch.Tensor, columns: Sequence[tuple[str, str, torch.Tensor]], cell: int = 96,
+                 title: str = "") -> Figure:
+    """The grid as a matplotlib figure: rows = images; columns = the input, then ``columns``; one colour scale
+    shared by every gate (the range of all of them), shown by a labelled colour bar on the right.
 
     ``images``: N x C x H x W uint8 (C = 1 or 3), shown as they are.
     """
-    plt = pyplot("recalib visualize")
+    Figure = require("matplotlib.figure", "plots", "recalib visualize").Figure
+
     n = images.shape[0]
     n_cols = 1 + len(columns)
     width, height = grid_pixel_size(n, n_cols, cell)
     dpi = 100
-    fig = plt.figure(figsize=(width / dpi, height / dpi), dpi=dpi)
+    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
     size = images.shape[-2:]
-    ranges: dict[str, tuple[float, float]] = {}
-    for block, _, m in columns:
-        lo, hi = float(m.min()), float(m.max())
-        old = ranges.get(block, (lo, hi))
-        ranges[block] = (min(lo, old[0]), max(hi, old[1]))
-    pad = 2 / cell
+    lo = min(float(m.min()) for _, _, m in columns)
+    hi = max(float(m.max()) for _, _, m in columns)
+    hi = hi if hi > lo else lo + 1e-6
+    font = max(6.0, min(10.0, cell / 12))
 
     def axes(row: int, col: int) -> Any:
-        x0 = col * cell / width
-        y0 = (height - HEADER_PX - (row + 1) * cell) / height
-        ax = fig.add_axes((x0 + pad * cell / width, y0 + pad * cell / height,
-                           (cell - 4) / width, (cell - 4) / height))
+        x0 = (col * cell + 2) / width
+        y0 = (height - HEADER_PX - (row + 1) * cell + 2) / height
+        ax = fig.add_axes((x0, y0, (cell - 4) / width, (cell - 4) / height))
         ax.set_axis_off()
         return ax
 
     titles = [("input", "")] + [(b, t) for b, t, _ in columns]
     for col, (block, sub) in enumerate(titles):
-        text = block if not sub else f"{block}\n{sub}"
-        if col > 0:
-            lo, hi = ranges[block]
-            text += f" [{lo:.3g}, {hi:.3g}]"
-        fig.text((col + 0.5) * cell / width, 1 - 3 / height, text, ha="center", va="top", fontsize=6)
+        fig.text((col + 0.5) * cell / width, 1 - 3 / height, block if not sub else f"{block}\n{sub}",
+                 ha="center", va="top", fontsize=font)
     if title:
-        fig.text(0.005, 3 / height, title, fontsize=6, va="bottom")
+        fig.text(3 / width, 3 / height, title, fontsize=font, va="bottom")
+    shown = None
     for row in range(n):
         img = images[row]
         ax = axes(row, 0)
@@ -140,13 +145,25 @@ def plot_gates(images: torch.Tensor, columns: Sequence[tuple[str, str, torch.Ten
             ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         else:
             ax.imshow(img.permute(1, 2, 0).numpy(), interpolation="nearest")
-        for col, (block, _, m) in enumerate(columns, start=1):
+        for col, (_, _, m) in enumerate(columns, start=1):
             up = torch.nn.functional.interpolate(m[row][None, None], size=tuple(size), mode="nearest")[0, 0]
-            lo, hi = ranges[block]
-            axes(row, col).imshow(up.numpy(), cmap="viridis", vmin=lo, vmax=hi if hi > lo else lo + 1e-6,
-                                  interpolation="nearest")
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+            shown = axes(row, col).imshow(up.numpy(), cmap="viridis", vmin=lo, vmax=hi, interpolation="nearest")
+    assert shown is not None, "gates_figure needs at least one image and one gate column"
+    grid_px = n * cell
+    bar = fig.add_axes(((n_cols * cell + 12) / width, (FOOTER_PX + 0.1 * grid_px) / height, 14 / width,
+                        0.8 * grid_px / height))
+    colorbar = fig.colorbar(shown, cax=bar)
+    colorbar.set_label("gate Z (mean over channels)", fontsize=font)
+    colorbar.ax.tick_params(labelsize=font)
+    return fig
+
+
+def plot_gates(images: torch.Tensor, columns: Sequence[tuple[str, str, torch.Tensor]], path: str | Path,
+               cell: int = 96, title: str = "") -> tuple[int, int]:
+    """Write :func:`gates_figure` to ``path`` as a PNG; return its pixel size."""
+    fig = gates_figure(images, columns, cell, title)
+    fig.savefig(path, dpi=fig.dpi)
+    width, height = fig.canvas.get_width_height()
     return width, height
 
 
@@ -167,14 +184,21 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--blocks", default="auto",
                         help="auto (last operator of each stage), all, or names/indices, comma-separated")
     parser.add_argument("--cell", type=int, default=96, help="pixels per grid cell")
-    parser.add_argument("--out", default="gates.png", help="output PNG")
+    parser.add_argument("--out", default=None, help=f"output PNG (default: {GATES_PNG} in the checkpoint's run folder; "
+                        "required with --pretrained)")
 
 
-def _check_output_file(path: str) -> None:
-    p = Path(path)
-    if p.is_dir() or not p.parent.is_dir():
-        raise ValueError(f"--out {path}: " + ("is a folder; give a file name such as gates.png" if p.is_dir()
-                                              else f"the folder {p.parent} does not exist; create it first"))
+def output_path(args: argparse.Namespace) -> Path:
+    """Where the PNG goes: ``--out``, else ``gates.png`` beside the checkpoint (never the working directory)."""
+    if args.out is not None:
+        p = Path(args.out)
+        if p.is_dir() or not p.parent.is_dir():
+            raise ValueError(f"--out {p}: " + ("is a folder; give a file name such as gates.png" if p.is_dir()
+                                               else f"the folder {p.parent} does not exist; create it first"))
+        return p
+    if args.checkpoint:
+        return Path(args.checkpoint).parent / GATES_PNG
+    raise ValueError("--pretrained has no run folder to write into: give --out FILE.png")
 
 
 def _load(args: argparse.Namespace) -> tuple[nn.Module, str, str]:
@@ -201,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
         if args.images < 1 or args.start < 0 or not 16 <= args.cell <= _MAX_CELL:
             raise ValueError(f"--images must be >= 1, --start >= 0 and --cell in [16, {_MAX_CELL}], got --images "
                              f"{args.images}, --start {args.start}, --cell {args.cell}")
-        _check_output_file(args.out)
+        out = output_path(args)
         model, dataset, what = _load(args)
         test = load_small(dataset, "test", data_dir=args.data_dir)
         if args.start + args.images > len(test):
@@ -214,10 +238,10 @@ def run(args: argparse.Namespace) -> int:
         if max(w, h) >= _MAX_SIDE:
             raise ValueError(f"the grid would be {w} x {h} pixels (at most {_MAX_SIDE - 1} per side); lower --cell, "
                              "--images or the number of --blocks")
-        w, h = plot_gates(subset.images, columns, args.out, cell=args.cell,
+        w, h = plot_gates(subset.images, columns, out, cell=args.cell,
                           title=f"{what}; {dataset} test images {args.start}..{args.start + args.images - 1}")
     except (ValueError, FileNotFoundError) as exc:
         print(f"recalib visualize: error: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {args.out} ({w} x {h} px, {len(columns)} gate columns)")
+    print(f"wrote {out} ({w} x {h} px, {len(columns)} gate columns)")
     return 0

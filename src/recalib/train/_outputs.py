@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._io import atomic_write, write_json_atomic, write_text_atomic
-from .._optional import MissingExtraError, pyplot
+from .._optional import MissingExtraError, require
 from .._provenance import git_commit, library_versions
 from .checkpoint import CHECKPOINT_NAME, remove_stale_temporaries
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from ._setup import Run
 
 __all__ = ["RUN_FILES", "OutputError"]
@@ -51,31 +53,51 @@ def append_metrics(path: Path, record: dict[str, Any]) -> None:
         f.write(json.dumps(record) + "\n")
 
 
+def curves_figure(history: list[dict[str, Any]], title: str, eval_name: str) -> Figure:
+    """Loss, top-1/top-5 error and learning rate against epochs: three titled panels, one legend.
+
+    Raises :class:`~recalib._optional.MissingExtraError` without matplotlib (the ``plots`` extra).
+    """
+    figure = require("matplotlib.figure", "plots", "curves.png")
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = [r["epoch"] for r in history]
+    fig = figure.Figure(figsize=(12, 3.8), layout="constrained")
+    ax_loss, ax_err, ax_lr = fig.subplots(1, 3, width_ratios=(1, 1, 0.7))
+    marker = "o" if len(epochs) < 40 else None
+    ax_loss.plot(epochs, [r["train_loss"] for r in history], "-", marker=marker, ms=3, color="C0", label="train")
+    ax_loss.plot(epochs, [r["test_loss"] for r in history], "-", marker=marker, ms=3, color="C1", label=eval_name)
+    ax_err.plot(epochs, [r["train_error"] for r in history], "-", marker=marker, ms=3, color="C0")
+    ax_err.plot(epochs, [r["test_error"] for r in history], "-", marker=marker, ms=3, color="C1")
+    ax_err.plot(epochs, [r["test_top5_error"] for r in history], "--", marker=marker, ms=3, color="C1",
+                alpha=0.6, label=f"{eval_name} top-5 error")
+    ax_lr.plot(epochs, [r["lr"] for r in history], "-", marker=marker, ms=3, color="0.3")
+    last = history[-1]
+    best = min(history, key=lambda r: r["test_error"])
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
+    ax_err.set(xlabel="epoch", ylabel="error (%)",
+               title=f"top-1 error: {eval_name} {last['test_error']:.2f} % at the end, best {best['test_error']:.2f} "
+                     f"% (epoch {best['epoch']})")
+    ax_err.title.set_fontsize(9)
+    ax_lr.set(xlabel="epoch", ylabel="learning rate", title="learning rate (last step of each epoch)")
+    ax_lr.title.set_fontsize(9)
+    for ax in (ax_loss, ax_err, ax_lr):
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.legend(loc="outside lower center", ncols=3, frameon=False)
+    fig.suptitle(title)
+    return fig
+
+
 def plot_curves(history: list[dict[str, Any]], path: Path, title: str, eval_name: str) -> bool:
-    """Loss and top-1 error against epochs, train and test, as a PNG; ``False`` (nothing written) without
-    matplotlib (the ``plots`` extra): a run does not need its picture."""
+    """:func:`curves_figure` as a PNG, written atomically; ``False`` (nothing written) without matplotlib (the
+    ``plots`` extra): a run does not need its picture."""
     try:
-        plt = pyplot("curves.png")
+        fig = curves_figure(history, title, eval_name)
     except MissingExtraError:
         return False
-    epochs = [r["epoch"] for r in history]
-    fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-    ax_loss.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
-    ax_loss.plot(epochs, [r["test_loss"] for r in history], "s-", label=eval_name)
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
-    ax_err.plot(epochs, [r["train_error"] for r in history], "o-", label="train")
-    ax_err.plot(epochs, [r["test_error"] for r in history], "s-", label=f"{eval_name} top-1")
-    ax_err.plot(epochs, [r["test_top5_error"] for r in history], "^--", label=f"{eval_name} top-5")
-    ax_err.set(xlabel="epoch", ylabel="error (%)", title="error")
-    for ax in (ax_loss, ax_err):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(title)
-    try:
-        with atomic_write(path, "wb") as f:
-            fig.savefig(f, dpi=100, format="png")
-    finally:
-        plt.close(fig)
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, dpi=100, format="png")
     return True
 
 
