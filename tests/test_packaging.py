@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import subprocess
 import sys
 from importlib import resources
@@ -76,3 +77,10 @@ def test_version_option_prints_the_project_version(capsys):
     assert info.value.code == 0
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert capsys.readouterr().out.strip() == f"recalib {version}"
+
+
+def test_the_shipped_weights_format_is_a_core_dependency():
+    assert list((PACKAGE / "pretrained").glob("*.safetensors"))
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[<>=!~\[; ]", d, maxsplit=1)[0].lower() for d in project["dependencies"]}
+    assert "safetensors" in names

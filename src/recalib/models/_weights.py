@@ -274,10 +274,8 @@ def _read_verified(source: WeightsSource) -> tuple[dict[str, Any], str]:
         raise ValueError(f"checksum mismatch for {source.file}: SHA-256 {digest}, {source.hash_source} says "
                          f"{source.sha256}; the file is corrupted or was modified (reinstall recalib or re-export "
                          "the weights)")
-    try:
-        from safetensors.torch import load as load_safetensors
-    except ImportError as exc:
-        raise ImportError("pretrained weights need the safetensors package: pip install safetensors") from exc
+    from safetensors.torch import load as load_safetensors  # a dependency of recalib; imported when needed
+
     try:
         return load_safetensors(blob), digest
     except Exception as exc:  # a malformed header: safetensors raises its own error types
@@ -385,7 +383,6 @@ def load_pretrained(
         ValueError: unknown tag / architecture / operator / shape (listing the available weights), a checksum
             mismatch, or a state dict that does not fit ``model``.
         FileNotFoundError: the manifest, the folder or the weights file is missing.
-        ImportError: ``safetensors`` is not installed.
     """
     del in_chans, num_classes  # the model's own decide how the weights are adapted (load_weights)
     source = resolve_weights(tag, model_name=model_name, recalib=recalib, model_kwargs=model_kwargs,
