@@ -18,7 +18,9 @@ PLOTS_HINT = "pip install 'recalib[plots]'"
 
 @pytest.fixture
 def no_matplotlib(monkeypatch):
-    """``import matplotlib`` fails as it does where the ``plots`` extra is not installed."""
+    """``import matplotlib`` (and of any of its modules) fails as it does where the ``plots`` extra is missing."""
+    for name in [m for m in sys.modules if m.startswith("matplotlib.")]:
+        monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.setitem(sys.modules, "matplotlib", None)
 
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
-from typing import Any
 
-__all__ = ["MissingExtraError", "install_hint", "pyplot", "require"]
+__all__ = ["MissingExtraError", "install_hint", "require"]
 
 
 class MissingExtraError(ImportError):
@@ -37,9 +36,3 @@ def require(module: str, extra: str, needed_for: str) -> ModuleType:
             raise
         raise MissingExtraError(f"{needed_for} needs {top}, which is not installed: {install_hint(extra)}") from None
 
-
-def pyplot(needed_for: str) -> Any:
-    """``matplotlib.pyplot`` on the file-only Agg backend, or :class:`MissingExtraError` naming the ``plots`` extra."""
-    matplotlib = require("matplotlib", "plots", needed_for)
-    matplotlib.use("Agg")
-    return importlib.import_module("matplotlib.pyplot")

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import write_text_atomic
-from .._optional import pyplot
+from .._optional import require
 from .plan import DEFAULT_RESULTS
 from .plots import plot_curves, plot_error_vs_macs
 from .results import RunResult, by_cell, collect_results, last_error
@@ -157,7 +157,7 @@ def write_report(
     listed in the report and left out of the numbers. Diverged runs are always listed and left out.
     Without matplotlib (the ``plots`` extra) nothing is written: :class:`recalib._optional.MissingExtraError`.
     """
-    pyplot("recalib study report's figures")  # before anything is written
+    require("matplotlib.figure", "plots", "recalib study report's figures")  # before anything is written
     results_list = collect_results(study, results, filters)
     missing = [r for r in results_list if not r.finished]
     if not results_list:
