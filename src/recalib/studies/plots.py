@@ -197,6 +197,9 @@ def _dot_panel(ax: Axes, rows: list[tuple[int, dict[str, Any]]], many_models: bo
         ax.errorbar([r["mean"]], [y], xerr=[[sd], [sd]], fmt="D", ms=6, color=color, capsize=3, elinewidth=1.5)
         ax.annotate(text, (max(errs + [r["mean"] + sd]), y), xytext=(8, 0), textcoords="offset points",
                     va="center", fontsize=8)
+    for y in range(1, len(rows)):  # a line between the networks
+        if rows[y][1]["model"] != rows[y - 1][1]["model"]:
+            ax.axhline(y - 0.5, color="0.6", linewidth=0.8)
     ax.set_xlim(left, right)
     ax.set_yticks(range(len(rows)),
                   [f"{r['label']} · {r['model']}" if many_models else r["label"] for _, r in rows])
@@ -205,8 +208,17 @@ def _dot_panel(ax: Axes, rows: list[tuple[int, dict[str, Any]]], many_models: bo
     ax.grid(alpha=0.3, axis="x")
 
 
+def _percent(value: float) -> str:
+    """``+11.2 %``, ``+0.71 %``, ``< +0.01 %``: an extra cost with the digits that matter."""
+    if 0 < abs(value) < 0.01:
+        return "< +0.01 %" if value > 0 else "> -0.01 %"
+    return f"{value:+.{1 if abs(value) >= 1 else 2}f} %"
+
+
 def _cost_panel(ax: Axes, rows: list[tuple[int, dict[str, Any]]], baseline: str | None) -> None:
     """MACs over the baseline's (%) as bars; the MACs per image when the study has no baseline."""
+    from matplotlib.ticker import MaxNLocator
+
     relative = baseline is not None and all(r.get("extra_macs_pct") is not None or r["operator"] == baseline
                                             for _, r in rows)
     for y, (oi, r) in enumerate(rows):
@@ -219,11 +231,13 @@ def _cost_panel(ax: Axes, rows: list[tuple[int, dict[str, Any]]], baseline: str 
         elif r["operator"] == baseline:
             label = f"baseline ({r['macs'] / 1e6:.1f} M)"
         else:
-            label = f"{value:+.{1 if abs(value) >= 1 else 2}f} %  ({r['macs'] / 1e6:.1f} M)"
+            label = f"{_percent(value)}  ({r['macs'] / 1e6:.1f} M)"
         ax.annotate(label, (max(value, 0.0), y), xytext=(4, 0), textcoords="offset points", va="center",
                     fontsize=8)
     ax.set_xlabel(f"extra MACs per image over {baseline} (%)" if relative else "MACs per image (millions)")
-    ax.set_xlim(0, ax.get_xlim()[1] * 1.6 or 1.0)  # room for the labels
+    # Room for the labels; at least 0-1 % so that a negligible extra cost looks negligible.
+    ax.set_xlim(0, max(ax.get_xlim()[1], 1.0) * 1.6)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
     ax.tick_params(axis="y", labelleft=False)
     ax.grid(alpha=0.3, axis="x")
 
