@@ -11,7 +11,10 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+
+from . import __version__
+from ._argparse import Parser
+from ._names import suggestion
 
 from . import __version__
 from ._optional import MissingExtraError
@@ -29,20 +32,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (the usage of `recalib train` alone fills a screen)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
-
-
 def _top_parser() -> argparse.ArgumentParser:
     epilog = "commands:\n" + "\n".join(f"  {name:12s} {text}" for name, (_, text) in COMMANDS.items())
-    parser = _Parser(
+    parser = Parser(
         prog="recalib",
         description="Feature recalibration for CNNs (MS-SAR, SE, GE, SGE). Run `recalib COMMAND --help` for details.",
         epilog=epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"recalib {__version__}")
     parser.add_argument("command", choices=list(COMMANDS), metavar="COMMAND", help="one of: " + ", ".join(COMMANDS))
@@ -53,7 +48,7 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     """The argument parser of one sub-command (imports only that command's module)."""
     module_name, help_text = COMMANDS[command]
     module = importlib.import_module(module_name)
-    parser = _Parser(prog=f"recalib {command}", description=help_text)
+    parser = Parser(prog=f"recalib {command}", description=help_text)
     module.configure_parser(parser)
     parser.set_defaults(_run=module.run)
     return parser
@@ -65,7 +60,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         top.print_help()
         return 0 if argv else 2
-    top.parse_args(argv[:1])  # exits with the list of commands on an unknown one
+    if argv[0].startswith("-"):
+        top.parse_args(argv[:1])  # --version; one line for any other option
+    if argv[0] not in COMMANDS:
+        print(f"recalib: error: invalid choice {argv[0]!r}; commands: {', '.join(COMMANDS)}"
+              f"{suggestion(argv[0], COMMANDS)} (see `recalib --help`)", file=sys.stderr)
+        return 2
     parser = build_parser(argv[0])
     args = parser.parse_args(argv[1:])
     try:

@@ -35,7 +35,7 @@ def feature_batch(images: int = 16, channels: int = 64, data_dir: str | None = N
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ops", default=";".join(DEFAULT_SPECS), help="';'-separated operator specs")
     parser.add_argument("--images", type=int, default=16, help="number of test images in the batch")
-    parser.add_argument("--channels", type=int, default=64)
+    parser.add_argument("--channels", type=int, default=64, help="channels of the feature map")
     parser.add_argument("--data-dir", default=None, help="folder holding the Fashion-MNIST .gz files")
 
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .._format import format_significant, markdown_table
+from .._format import format_significant, markdown_table, progress_bar
 from .._io import atomic_write, write_text_atomic
 from ..models import OPERATOR_PLACEMENT_KWARGS, create_model, list_models, model_info, resolve_recalib
 from ..models.complexity import complexity
@@ -71,18 +71,20 @@ def profile_table(
     *,
     in_chans: int = 3,
     device: str | None = None,
+    progress: bool = False,
 ) -> list[dict[str, Any]]:
     """One row per (model, operator): see :data:`COLUMNS`.
 
     ``input_size`` (an int or ``(H, W)``) defaults to each model's own (32 for the CIFAR zoo, 224 for the
     ImageNet models); ``num_classes`` to the model's default. A combination the model rejects (e.g.
     ``multi_stage=True`` with SE) gives a row with ``None`` figures and the reason in ``"note"``. Unknown
-    model or operator names raise ``ValueError`` before anything is built.
+    model or operator names raise ``ValueError`` before anything is built. The plain model is counted once per
+    model (the baseline, and the ``none`` row). ``progress``: a bar on stderr when it is a terminal.
     """
     parsed = [(m, *_parse_model(m)) for m in models]
-    for r in recalibs:
-        resolve_recalib(r)  # ValueError for unknown names or arguments, before any work
+    plain = [resolve_recalib(r).factory is None for r in recalibs]  # ValueError for unknown names, before any work
     rows: list[dict[str, Any]] = []
+    bar = progress_bar(len(parsed) * len(recalibs), "profile", unit="row") if progress else None
     for label, name, kwargs in parsed:
         size = input_size if input_size is not None else model_info(name).input_size
         hw = (size, size) if isinstance(size, int) else tuple(size)
@@ -90,21 +92,25 @@ def profile_table(
         base_kwargs = {k: v for k, v in kwargs.items() if k not in OPERATOR_PLACEMENT_KWARGS}
         base = complexity(create_model(name, num_classes=num_classes, in_chans=in_chans, **base_kwargs), shape,
                           device=device)
-        for r in recalibs:
+        for r, is_plain in zip(recalibs, plain):
+            if bar is not None:
+                bar.set_postfix_str(f"{label} + {r}")
             row: dict[str, Any] = {"model": label, "recalib": r if r else "none", "input_size": "x".join(map(str, shape[1:]))}
             try:
                 model = create_model(name, num_classes=num_classes, in_chans=in_chans, recalib=r, **kwargs)
             except ValueError as exc:
-                rows.append({**row, **dict.fromkeys(COLUMNS[3:]), "note": str(exc)})
-                continue
-            c = complexity(model, shape, device=device)
-            row.update(c)
-            row["extra_params_pct"] = _pct(c["params"], base["params"])
-            row["extra_macs_pct"] = _pct(c["macs"], base["macs"])
-            row["extra_elementwise_pct"] = _pct(c["elementwise"], base["elementwise"])
-            row["note"] = ""
-            row["width"] = _width_note(model)
+                row.update(dict.fromkeys(COLUMNS[3:]), note=str(exc))
+            else:
+                c = base if is_plain and kwargs == base_kwargs else complexity(model, shape, device=device)
+                row.update(c, note="", width=_width_note(model))
+                row["extra_params_pct"] = _pct(c["params"], base["params"])
+                row["extra_macs_pct"] = _pct(c["macs"], base["macs"])
+                row["extra_elementwise_pct"] = _pct(c["elementwise"], base["elementwise"])
             rows.append(row)
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
     return rows
 
 
@@ -173,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
         if not models or not recalibs:
             raise ValueError("--models and --recalib must each name at least one entry")
         rows = profile_table(models, recalibs, input_size=args.input_size, num_classes=args.num_classes,
-                             in_chans=args.in_chans, device=args.device)
+                             in_chans=args.in_chans, device=args.device, progress=True)
     except ValueError as exc:
         print(f"recalib profile: {exc}", file=sys.stderr)
         return 2

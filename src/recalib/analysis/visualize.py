@@ -220,11 +220,14 @@ def _load(args: argparse.Namespace) -> tuple[nn.Module, str, str]:
 def run(args: argparse.Namespace) -> int:
     """``recalib visualize``: draw the gates of a trained model's blocks; return the exit status."""
     from ..data import DeviceLoader, load_small
+    from ..train.cli import check_names
 
     try:
         if args.images < 1 or args.start < 0 or not 16 <= args.cell <= _MAX_CELL:
             raise ValueError(f"--images must be >= 1, --start >= 0 and --cell in [16, {_MAX_CELL}], got --images "
                              f"{args.images}, --start {args.start}, --cell {args.cell}")
+        names = {"model": args.model, "recalib": args.recalib} if args.pretrained else {}
+        check_names(dataset=args.dataset, **names)  # before any weights or data are read
         out = output_path(args)
         model, dataset, what = _load(args)
         test = load_small(dataset, "test", data_dir=args.data_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from .._names import unknown_name
 from ._base import DatasetInfo, SmallDataset
 from .cifar import CIFAR10, CIFAR100, load_cifar
 from .fashion_mnist import FASHION_MNIST, load_fashion_mnist
@@ -24,7 +25,7 @@ def get_dataset_info(name: str) -> DatasetInfo:
     """The :class:`DatasetInfo` of ``name``; ``ValueError`` listing the valid names otherwise."""
     key = _ALIASES.get(name.lower(), name.lower())
     if key not in DATASETS:
-        raise ValueError(f"unknown data set {name!r}; valid names: {', '.join(list_datasets())}")
+        raise unknown_name("data set", name, list_datasets(), aliases=_ALIASES)
     return DATASETS[key]
 
 

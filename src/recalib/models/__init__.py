@@ -28,6 +28,7 @@ from typing import Any, Literal, overload
 
 from torch import nn
 
+from .._names import unknown_name
 from ._cfg import default_pretrained_cfg
 from ._common import RecalibLike, RecalibSlot, ZooModel, check_config_kwargs, resolve_recalib
 from ._features import FeatureListNet
@@ -111,7 +112,7 @@ def list_models(
 def model_info(name: str) -> ModelInfo:
     """The registry entry of ``name``; ``ValueError`` listing the valid names otherwise."""
     if name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(_MODELS)}")
+        raise unknown_name("model", name, _MODELS)
     return _MODELS[name]
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from .._names import suggestion
+
 
 def positive_int(name: str, value: Any, owner: str) -> int:
     """Return ``value`` if it is a positive ``int`` (not a bool), else raise ``ValueError``."""
@@ -18,7 +20,8 @@ def positive_int(name: str, value: Any, owner: str) -> int:
 def choice(name: str, value: Any, choices: Sequence[str], owner: str) -> str:
     """Return ``value`` if it is one of ``choices``, else raise ``ValueError`` listing them."""
     if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{owner}: unknown {name} {value!r}; valid choices: {', '.join(map(repr, choices))}")
+        hint = suggestion(value, choices) if isinstance(value, str) else ""
+        raise ValueError(f"{owner}: unknown {name} {value!r}; valid choices: {', '.join(map(repr, choices))}{hint}")
     return value
 
 

@@ -17,6 +17,8 @@ from typing import Any
 
 from torch import nn
 
+from .._names import unknown_name
+
 _REGISTRY: dict[str, type[nn.Module]] = {}
 _ALIASES = {"identity": "none"}
 
@@ -49,7 +51,7 @@ def get_recalib_class(name: str) -> type[nn.Module]:
     """The class registered under ``name``; ``ValueError`` listing the valid names otherwise."""
     key = _ALIASES.get(name, name)
     if key not in _REGISTRY:
-        raise ValueError(f"unknown recalibration operator {name!r}; valid names: {', '.join(list_recalibs())}")
+        raise unknown_name("recalibration operator", name, list_recalibs())
     return _REGISTRY[key]
 
 

@@ -24,6 +24,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from .export import export_pretrained
 
+    if sys.stderr.isatty():  # the checkpoint is read, loaded into its model and hashed: seconds for a ResNet-50
+        print(f"exporting {args.source} to {args.out} (reading, checking and hashing the weights) ...", file=sys.stderr)
     try:
         out = export_pretrained(args.source, args.out, allow_dirty=args.allow_dirty, description=args.description)
     except (ValueError, FileNotFoundError, ImportError) as exc:

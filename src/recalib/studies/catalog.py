@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from .._names import suggestion
 from .spec import Study, parse_study
 
 try:
@@ -63,6 +64,7 @@ def find_study_file(name_or_path: str | os.PathLike[str]) -> Path:
     raise FileNotFoundError(
         f"no study named {str(name_or_path)!r}; known studies: {', '.join(list_studies()) or 'none'} "
         f"(looked in {', '.join(str(d) for d in studies_dirs()) or './studies'}); or pass a path to a .toml file"
+        + suggestion(str(name_or_path), list_studies())
     )
 
 

@@ -10,7 +10,10 @@ Examples::
     recalib study run fashion-mnist --variant none --parallel 4  # the paper's protocol, 4 runs per GPU set
     recalib study run table3-scales --filter model=resnet56 --filter operator=s124
     recalib study report fashion-mnist --out results/fashion-mnist
+    recalib study report fashion-mnist     # in a source checkout: the committed runs of results/studies
 
+``study report`` without ``--results`` reads the first of ``runs/studies``, ``./results/studies`` and the
+checkout's ``results/studies`` that holds the study's folder (the shipped studies' committed runs are there).
 ``--variant auto`` (the default) picks the study's variant marked ``auto = "no-gpu"`` when CUDA is not
 available, and the study as written otherwise; ``--variant none`` always means the study as written.
 """
@@ -21,13 +24,15 @@ import argparse
 import shlex
 import signal
 import sys
+from pathlib import Path
 
 from .catalog import list_studies, load_study
 from .launch import run_study
 from .plan import DEFAULT_RESULTS
 from .report import write_report
+from .spec import Study
 
-__all__ = ["configure_parser", "run"]
+__all__ = ["configure_parser", "report_results", "run"]
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -40,8 +45,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--variant", default="auto",
                        help="variant of the study: a name, 'none' (as written) or 'auto' (default: the no-GPU "
                             "variant when CUDA is unavailable)")
-        p.add_argument("--results", default=DEFAULT_RESULTS,
-                       help=f"folder holding the study folders (default: {DEFAULT_RESULTS})")
+        p.add_argument("--results", default=None,
+                       help=f"folder holding the study folders (default: {DEFAULT_RESULTS}; report: the first of "
+                            f"{', '.join(map(str, _REPORT_RESULTS))} that holds the study)")
         p.add_argument("--filter", action="append", default=[], metavar="FIELD=GLOB",
                        help="keep runs whose model/operator/dataset/seed matches (repeatable; or a glob on the "
                             "run id)")
@@ -66,6 +72,21 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     sub.add_parser("list", help="the studies found in ./studies and the shipped ones")
 
 
+#: Where ``study report`` looks without ``--results``: the runs of ``study run``, then the committed runs of a
+#: checkout (``results/studies`` under the current folder, then in the checkout this package was installed from).
+_REPORT_RESULTS = (Path(DEFAULT_RESULTS), Path("results", "studies"),
+                   Path(__file__).resolve().parents[3] / "results" / "studies")
+
+
+def report_results(study: Study) -> Path:
+    """The results folder ``study report`` reads when ``--results`` is not given (see :data:`_REPORT_RESULTS`)."""
+    for folder in _REPORT_RESULTS:
+        if (folder / study.dir_name).is_dir():
+            return folder
+    raise FileNotFoundError(f"no results of study {study.dir_name} in {', '.join(map(str, _REPORT_RESULTS))}; run "
+                            f"`recalib study run {study.name}` first, or pass --results FOLDER")
+
+
 def _command_line(args: argparse.Namespace) -> str:
     return "recalib study " + shlex.join(sys.argv[2:]) if len(sys.argv) > 2 and sys.argv[1] == "study" else ""
 
@@ -88,11 +109,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"variant {study.variant} selected automatically (no CUDA device); --variant none runs the "
                   "study as written", file=sys.stderr)
         if args.action == "run":
-            failed = run_study(study, args.results, filters=args.filter, parallel=args.parallel, gpus=args.gpus,
+            failed = run_study(study, args.results or DEFAULT_RESULTS, filters=args.filter, parallel=args.parallel, gpus=args.gpus,
                                dry_run=args.dry_run, data_dir=args.data_dir,
                                threads=args.threads)
             return 1 if failed else 0
-        out = write_report(study, args.results, out=args.out, filters=args.filter,
+        results = args.results or report_results(study)
+        out = write_report(study, results, out=args.out, filters=args.filter,
                            allow_incomplete=args.allow_incomplete, command=_command_line(args) or None)
         print(f"report written to {out}")
         return 0

@@ -4,19 +4,25 @@ A run costs (3 x training images + 1 x evaluation images) x forward MACs per ima
 divided by a device's throughput. Every constant of the model is in this file (:data:`THROUGHPUT_MACS_PER_S`,
 per device); the images per split are the data registry's (:class:`recalib.data.DatasetInfo`). The estimate is
 an order of magnitude, for planning.
+
+The MACs are counted once per (model, operator, input) in this process, on the model without its classifier;
+the classifier (one ``num_features x num_classes`` linear layer in every zoo model) is added in closed form, so
+CIFAR-10 and CIFAR-100 runs of one network share one count. ``--dry-run`` of a 60-run study counts 10 networks.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
+from .._format import progress_bar
 from .._spec import spec_or_none
 from ..data import get_dataset_info
 from ..models import create_model
-from ..models.complexity import params_and_macs
+from ..models.complexity import complexity
 from .plan import Run
 
-__all__ = ["THROUGHPUT_MACS_PER_S", "estimate_seconds", "forward_macs", "run_images"]
+__all__ = ["THROUGHPUT_MACS_PER_S", "count_macs", "estimate_seconds", "forward_macs", "run_images"]
 
 #: Effective multiply-accumulates per second per device, for ``--dry-run`` estimates only (order of magnitude).
 #: A training image costs 3x its forward MACs (forward + backward), a test image 1x. ``cpu``: measured on the
@@ -28,19 +34,46 @@ THROUGHPUT_MACS_PER_S: dict[str, float] = {"cpu": 1.0e10, "cuda-small": 3.0e12, 
 
 _DEFAULT_SPLIT = (50_000, 10_000)  # a data set registered without its split sizes: a CIFAR-sized guess
 
-_MACS_CACHE: dict[tuple[str, str, str, str], int] = {}  # (model, spec, model_args, input) -> MACs
+# (model, spec, model_args, in_chans, image size) -> (MACs without the classifier, classifier input features)
+_MACS_CACHE: dict[tuple[str, str, str, int, int], tuple[int, int]] = {}
+
+
+def _macs_key(run: Run) -> tuple[str, str, str, int, int]:
+    info = get_dataset_info(run.dataset)
+    return (run.model, run.operator.spec, json.dumps(dict(run.operator.model_args), sort_keys=True), info.in_chans,
+            info.image_size)
 
 
 def forward_macs(run: Run) -> int:
-    """Forward MACs of one image of the run's model (:func:`recalib.models.complexity.params_and_macs`; cached)."""
-    info = get_dataset_info(run.dataset)
-    key = (run.model, run.operator.spec, json.dumps(dict(run.operator.model_args), sort_keys=True),
-           f"{info.in_chans}x{info.image_size}x{info.num_classes}")
+    """Forward MACs of one image of the run's model, as :func:`recalib.models.complexity.params_and_macs` counts them.
+
+    Counted once per (model, operator, input) without the classifier, whose ``num_features x num_classes``
+    MACs are added here (see the module docstring).
+    """
+    key = _macs_key(run)
     if key not in _MACS_CACHE:
-        model = create_model(run.model, num_classes=info.num_classes, in_chans=info.in_chans,
-                             recalib=spec_or_none(run.operator.spec), **dict(run.operator.model_args))
-        _MACS_CACHE[key] = params_and_macs(model, (1, info.in_chans, info.image_size, info.image_size))[1]
-    return _MACS_CACHE[key]
+        name, spec, _, in_chans, size = key
+        model = create_model(name, num_classes=0, in_chans=in_chans, recalib=spec_or_none(spec),
+                             **dict(run.operator.model_args))
+        _MACS_CACHE[key] = (complexity(model, (1, in_chans, size, size))["macs"], model.num_features)
+    backbone, features = _MACS_CACHE[key]
+    return backbone + features * get_dataset_info(run.dataset).num_classes
+
+
+def count_macs(runs: Sequence[Run], progress: bool = True) -> None:
+    """Count (and cache) the MACs of every distinct network of ``runs``; a bar on stderr when it is a terminal."""
+    todo = {_macs_key(r): r for r in runs if _macs_key(r) not in _MACS_CACHE}
+    bar = progress_bar(len(todo), "counting MACs", unit="model") if progress and todo else None
+    try:
+        for run in todo.values():
+            if bar is not None:
+                bar.set_postfix_str(f"{run.model} + {run.operator.key}", refresh=False)
+            forward_macs(run)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def run_images(run: Run) -> tuple[int, int]:

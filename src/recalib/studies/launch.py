@@ -216,6 +216,7 @@ def _print_dry_run(study: Study, runs: Sequence[Run], states: Mapping[str, str],
     """The table of ``--dry-run``: every run, its state, MACs, estimated cost and command; then the total."""
     kind = "cuda" if n_gpus else "cpu"
     total = 0.0
+    cost.count_macs(runs)  # one count per distinct network, before the table (a progress bar on a terminal)
     echo(f"{'run id':58s} {'state':10s} {'epochs':>7s} {'MACs':>9s} {'est. cost':>10s}  command")
     for r in runs:
         tr = uses_torchrun(study, r)

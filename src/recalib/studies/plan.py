@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._names import unknown_name
 from ..data import get_dataset_info
 from ..models import list_models
+from ..modules import get_recalib_class, parse_recalib_spec
 from ..train import resolve_config
 from ..train.config import TrainConfig, config_diff
 from ..train.runlock import lock_holder
@@ -73,9 +75,11 @@ def plan_runs(study: Study, results: str | os.PathLike[str]) -> list[Run]:
     known = list_models()
     for m in study.models:
         if m not in known:
-            raise ValueError(f"study {study.name}: unknown model {m!r}; valid names: {', '.join(known)}")
+            raise ValueError(f"study {study.name}: {unknown_name('model', m, known)}")
     for d in study.datasets:
         get_dataset_info(d)  # ValueError listing the valid names
+    for op in study.operators:  # an unknown operator name: an error now, not a failed run later
+        get_recalib_class(parse_recalib_spec(op.spec)[0])
     base = Path(results) / study.dir_name
     runs = []
     for seed in study.seeds:

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._names import unknown_name
 from ..modules import parse_recalib_spec
 from ..train.config import FIELD_NAMES, RECIPES
 
@@ -133,8 +134,7 @@ class Study:
         if name is None:
             return self
         if name not in self.variants:
-            valid = ", ".join(self.variants) or "none defined"
-            raise ValueError(f"study {self.name}: unknown variant {name!r}; variants: {valid}")
+            raise ValueError(f"study {self.name}: {unknown_name('variant', name, self.variants, 'variants')}")
         v = self.variants[name]
 
         def restrict(kind: str, chosen: tuple[Any, ...], available: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -264,7 +264,7 @@ def parse_study(data: Mapping[str, Any], where: str = "study", path: Path | None
     if path is not None and path.stem != name:
         raise _err(where, f"[study] name {name!r} must equal the file name {path.stem!r}")
     if s["recipe"] not in RECIPES:
-        raise _err(where, f"unknown recipe {s['recipe']!r}; valid recipes: {', '.join(RECIPES)}")
+        raise _err(where, str(unknown_name("recipe", s["recipe"], RECIPES, "valid recipes")))
     launcher = s.get("launcher", "auto")
     if launcher not in _LAUNCHERS:
         raise _err(where, f"launcher must be one of {', '.join(_LAUNCHERS)}, got {launcher!r}")
@@ -285,7 +285,7 @@ def parse_study(data: Mapping[str, Any], where: str = "study", path: Path | None
         if m not in g["models"]:
             raise _err(where, f"[grid] recipes names model {m!r}, which is not in [grid] models")
         if r not in RECIPES:
-            raise _err(where, f"[grid] recipes: unknown recipe {r!r} for {m}; valid recipes: {', '.join(RECIPES)}")
+            raise _err(where, f"[grid] recipes: {m}: {unknown_name('recipe', r, RECIPES, 'valid recipes')}")
     raw_variants = top.get("variants", {})
     if not isinstance(raw_variants, dict):
         raise _err(where, "[variants] must be a table of tables")

@@ -26,7 +26,7 @@ from typing import Any
 
 from .config import FIELD_NAMES, RECIPES, TrainConfig, load_config_json, resolve_config
 
-__all__ = ["add_config_arguments", "config_from_args", "configure_parser", "run"]
+__all__ = ["add_config_arguments", "check_names", "config_from_args", "configure_parser", "run"]
 
 _ALIASES = {"wd": ["--weight-decay"], "out": ["-o"]}
 
@@ -39,7 +39,8 @@ def add_config_arguments(parser: argparse.ArgumentParser | Any, skip: tuple[str,
             continue
         hint = hints[f.name]
         flags = [f"--{f.name.replace('_', '-')}", *_ALIASES.get(f.name, [])]
-        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": f.metadata.get("help")}
+        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS,
+                                  "help": _help_with_default(f)}
         if hint is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif hint == tuple[int, ...]:
@@ -49,6 +50,19 @@ def add_config_arguments(parser: argparse.ArgumentParser | Any, skip: tuple[str,
         else:
             kwargs.update(type=str, metavar=f.name.split("_")[-1].upper())
         parser.add_argument(*flags, **kwargs)
+
+
+def _help_with_default(f: dataclasses.Field[Any]) -> str:
+    """The field's help and its default, then the recipes that change it: ``... (default: 160; quick: 3)``."""
+    def show(value: Any) -> str:
+        return (" ".join(map(str, value)) or "none") if isinstance(value, tuple) else str(value)
+
+    text = f.metadata.get("help", "")
+    changes = [f"{recipe}: {show(values[f.name])}" for recipe, values in RECIPES.items()
+               if f.name in values and values[f.name] != f.default]
+    if f.default in (None, "") or "default" in text:
+        return text
+    return f"{text} (default: {show(f.default)}" + (f"; {', '.join(changes)})" if changes else ")")
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -65,7 +79,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="continue the run in --out from its checkpoint (starts it if there is none yet)")
     parser.add_argument("--overwrite", action="store_true", help="delete a previous run in --out and start over")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
-    add_config_arguments(parser.add_argument_group("configuration (defaults: the recipe's)"))
+    add_config_arguments(parser.add_argument_group("configuration (defaults: paper-cifar-resnet's, and where "
+                                                   "another recipe differs, its value)"))
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -90,6 +105,23 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return resolve_config(recipe or "paper-cifar-resnet", **{**base, **explicit})
 
 
+def check_names(*, model: str | None = None, recalib: str | None = None, dataset: str | None = None) -> None:
+    """``ValueError`` (with a did-you-mean) for an unknown model, operator or data set name; builds and reads nothing.
+
+    Commands call it before any data is read or any folder is made, so that ``--recalib msar`` is reported as
+    itself ("did you mean 'mssar'?"), not as whatever the first step that needs the name happens to fail on.
+    """
+    from ..data import get_dataset_info
+    from ..models import model_info, resolve_recalib
+
+    if model is not None:
+        model_info(model)
+    if recalib is not None:
+        resolve_recalib(recalib)  # the operator's name and the names of its arguments
+    if dataset is not None:
+        get_dataset_info(dataset)
+
+
 def run(args: argparse.Namespace) -> int:
     """``recalib train``: apply the runtime settings, resolve the config and train; return the exit status."""
     from ._device import apply_runtime_settings
@@ -99,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config = config_from_args(args)
+        check_names(model=config.model, recalib=config.recalib, dataset=config.dataset)
         if args.print_config:
             print(json.dumps(config.to_dict(), indent=2))
             return 0

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._names import unknown_name
+
 __all__ = [
     "AMP_MODES",
     "INIT_MODES",
@@ -83,7 +85,8 @@ class TrainConfig:
     recalib: str = _f("none", "recalibration operator or spec, e.g. mssar, se, \"mssar(scales=(1, 2))\", none")
     model_args: str = _f("", "extra create_model keyword arguments in keyword syntax, e.g. \"multi_stage=True\" "
                             "or \"shortcut='B'\" (literals only)")
-    dataset: str = _f("cifar10", "fashion-mnist, cifar10, cifar100 or imagenet")
+    dataset: str = _f("cifar10", "fashion-mnist, cifar10, cifar100 or imagenet (aliases such as fmnist are stored "
+                                 "under the canonical name)")
     data_dir: str | None = _f(None, "folder holding the data set (default: the standard locations)")
     out: str = _f("runs/train", "output folder of the run")
     # Optimisation.
@@ -139,6 +142,10 @@ class TrainConfig:
             elif hint == tuple[int, ...] and isinstance(value, list):
                 object.__setattr__(self, f.name, tuple(value))
             _check_type(f.name, getattr(self, f.name), hint)
+        from ..data import get_dataset_info
+
+        # Data sets are stored by their canonical name ("fmnist" -> "fashion-mnist"); unknown ones are an error.
+        object.__setattr__(self, "dataset", get_dataset_info(self.dataset).name)
         self._check_values()
 
     def _check_values(self) -> None:
@@ -174,11 +181,11 @@ class TrainConfig:
         if not self.gamma > 0:
             raise bad("gamma", "positive")
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"TrainConfig: unknown schedule {self.schedule!r}; valid choices: {', '.join(SCHEDULES)}")
+            raise ValueError(f"TrainConfig: {unknown_name('schedule', self.schedule, SCHEDULES, 'valid choices')}")
         if self.init not in INIT_MODES:
-            raise ValueError(f"TrainConfig: unknown init {self.init!r}; valid choices: {', '.join(INIT_MODES)}")
+            raise ValueError(f"TrainConfig: {unknown_name('init', self.init, INIT_MODES, 'valid choices')}")
         if self.amp not in AMP_MODES:
-            raise ValueError(f"TrainConfig: unknown amp {self.amp!r}; valid choices: {', '.join(AMP_MODES)}")
+            raise ValueError(f"TrainConfig: {unknown_name('amp', self.amp, AMP_MODES, 'valid choices')}")
         if list(self.milestones) != sorted(set(self.milestones)) or any(m < 1 for m in self.milestones):
             raise bad("milestones", "strictly increasing positive epochs")
         if self.warmup_epochs > self.epochs:
@@ -274,7 +281,7 @@ def resolve_config(recipe: str = "paper-cifar-resnet", **overrides: Any) -> Trai
     1
     """
     if recipe not in RECIPES:
-        raise ValueError(f"unknown recipe {recipe!r}; valid recipes: {', '.join(RECIPES)}")
+        raise unknown_name("recipe", recipe, RECIPES, "valid recipes")
     _check_keys(overrides, "resolve_config")
     values = {**RECIPES[recipe], "recipe": recipe, **overrides}
     return TrainConfig(**values)

@@ -6,6 +6,7 @@ MACs, time) and the paths of the run's files. On a 2-core CPU it takes about six
 about 8% test error (docs/training.md has the measurements and how the recipe was tuned).
 
     recalib quickstart [--out runs/quickstart] [--device auto]
+    recalib quickstart --subset 512 --test-subset 500 --epochs 1   # a smoke test of the set-up: seconds, not minutes
     python -m recalib.train.quickstart
 """
 
@@ -15,6 +16,7 @@ import argparse
 import sys
 from typing import Any
 
+from .._argparse import Parser
 from .._format import format_count
 
 __all__ = ["configure_parser", "format_report", "main", "run"]
@@ -25,7 +27,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/quickstart", help="output folder (a previous quick-start there is replaced)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--data-dir", default=None, help="folder holding Fashion-MNIST (default: standard locations)")
-    parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's, 3)")
+    parser.add_argument("--subset", type=int, default=0, metavar="N",
+                        help="train on a class-balanced subset of N training images (0: all 60,000; else at "
+                             "least one batch, 256); with --test-subset and --epochs 1, a smoke run of the set-up")
+    parser.add_argument("--test-subset", type=int, default=0, metavar="N",
+                        help="evaluate on a class-balanced subset of N test images (0: all 10,000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: OMP_NUM_THREADS if set, else all cores)")
 
@@ -73,8 +80,14 @@ def run(args: argparse.Namespace) -> int:
                                  "seed": args.seed, "threads": args.threads}
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
+    for name in ("subset", "test_subset"):  # a value given replaces the recipe's (0: every image)
+        if getattr(args, name):
+            overrides[name] = getattr(args, name)
     try:
         config = resolve_config("quick", **overrides)
+        if 0 < config.subset < config.batch_size:
+            raise ValueError(f"--subset {config.subset} is less than one batch of the quick recipe "
+                             f"({config.batch_size} images); give at least {config.batch_size}")
         apply_runtime_settings(config)
         summary = train(config, overwrite=True)
     except (NonFiniteLossError, OutputError) as exc:
@@ -90,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m recalib.train.quickstart``: the quick-start without the ``recalib`` dispatcher."""
-    parser = argparse.ArgumentParser(prog="python -m recalib.train.quickstart", description=__doc__.splitlines()[0])
+    parser = Parser(prog="python -m recalib.train.quickstart", description=__doc__.splitlines()[0])
     configure_parser(parser)
     return run(parser.parse_args(argv))
 
