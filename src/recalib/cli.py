@@ -15,8 +15,6 @@ from collections.abc import Sequence
 from . import __version__
 from ._argparse import Parser
 from ._names import suggestion
-
-from . import __version__
 from ._optional import MissingExtraError
 
 # name -> (module, one-line help)
