@@ -14,11 +14,14 @@ round) after a warm-up epoch; medians over rounds are reported. Writes
 ``benchmarks/results/train-<device>.json`` and a Markdown table beside it.
 
 ``--compare-old COMMIT`` instead times, in one process and interleaved, the SE and MS-SAR networks built by the
-code of COMMIT (checked out into a temporary git worktree, imported as ``recalib_old``, removed afterwards)
-against this checkout's, CPU float32, eager and ``torch.compile`` (NCHW cases only): ResNet-20 at 28x28 (one
-channel, batch 256), ResNet-56 at 32x32 (batch 128), ResNet-50 at 224x224 (batch 16, channels_last, eager only),
-plus timm's ``seresnet50`` beside ResNet-50. MS-SAR is the zoo default of this checkout; the old code is given
-the same arguments, so both compute the same function. Writes ``results/train-compare-<device>.json``.
+code of COMMIT (checked out into a temporary git worktree, or imported from ``--old-src DIR``, as
+``recalib_old``) against this checkout's, CPU float32, eager and ``torch.compile`` (NCHW cases only): ResNet-20 at
+28x28 (one channel, batch 128), ResNet-56 at 32x32 (batch 128), ResNet-50 at 224x224 (batch 16, channels_last,
+eager only), plus timm's ``seresnet50`` beside ResNet-50. Each round times one plain training step (forward,
+cross-entropy, backward, SGD) of every network on one fixed random batch, by this thread's CPU time
+(``--clock thread``: with ``--threads 1`` it does not count the time other processes hold the cores) or wall
+time. MS-SAR is the zoo default of this checkout; the old code is given the same arguments, so both compute the
+same function. Writes ``results/train-compare-<device>.json``.
 """
 
 from __future__ import annotations
@@ -67,6 +70,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--tag", default="", help="suffix of the default output name, e.g. 1thread")
     p.add_argument("--compare-old", default=None, metavar="COMMIT", help="time COMMIT's SE/MS-SAR networks against this checkout's")
     p.add_argument("--compare-modes", default="eager,compile", help="with --compare-old: eager and/or compile")
+    p.add_argument("--old-src", default=None, help="with --compare-old: import the old code from this src folder (no worktree)")
+    p.add_argument("--clock", default="thread", choices=["thread", "wall"],
+                   help="with --compare-old: time steps by this thread's CPU time (robust on a shared machine; use with "
+                        "--threads 1) or by wall time")
     p.add_argument("--note", default="", help="free text stored in the JSON (e.g. what else ran on the machine)")
     return p.parse_args(argv)
 
@@ -181,18 +188,23 @@ def to_markdown(data: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------ old code vs new ---
 # (model, input size, in_chans, batch, channels_last, modes); the issue's three networks.
 COMPARE_CASES = [
-    ("resnet20", 28, 1, 256, False, ("eager", "compile")),
+    ("resnet20", 28, 1, 128, False, ("eager", "compile")),
     ("resnet56", 32, 3, 128, False, ("eager", "compile")),
     ("resnet50", 224, 3, 16, True, ("eager",)),
 ]
 
 
-def _import_old(commit: str, root: Path) -> tuple[Any, Path]:
-    """COMMIT's ``recalib.models`` imported as ``recalib_old`` from a temporary git worktree."""
-    tmp = Path(tempfile.mkdtemp(prefix="recalib-old-"))
-    subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(tmp / "wt"), commit], check=True,
-                   capture_output=True)
-    pkg = tmp / "wt" / "src" / "recalib"
+def _import_old(commit: str, root: Path, src: str | None = None) -> tuple[Any, Path | None]:
+    """COMMIT's ``recalib.models`` imported as ``recalib_old`` from a temporary git worktree (or from ``src``, a
+    folder holding the old ``recalib`` package, e.g. a checkout's ``src``)."""
+    tmp = None
+    if src is not None:
+        pkg = Path(src) / "recalib"
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="recalib-old-"))
+        subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(tmp / "wt"), commit], check=True,
+                       capture_output=True)
+        pkg = tmp / "wt" / "src" / "recalib"
     spec = importlib.util.spec_from_file_location("recalib_old", pkg / "__init__.py", submodule_search_locations=[str(pkg)])
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -218,6 +230,17 @@ def _compare_models(old: Any, name: str, in_chans: int) -> dict[str, torch.nn.Mo
     return models
 
 
+def _timed_steps(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, steps: int,
+                 clock: Any) -> float:
+    """Seconds per training step (forward, cross-entropy, backward, SGD step), the mean over ``steps`` by ``clock``."""
+    start = clock()
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    return (clock() - start) / steps
+
+
 def compare(args: argparse.Namespace) -> dict[str, Any]:
     device = torch.device("cpu")
     if args.threads:
@@ -226,7 +249,8 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     steps, rounds = args.steps or 1, args.rounds or 3
     if args.quick:
         steps, rounds = 1, 1
-    old, tmp = _import_old(args.compare_old, HERE.parent)
+    old, tmp = _import_old(args.compare_old, HERE.parent, args.old_src)
+    clock = time.thread_time if args.clock == "thread" else time.perf_counter
     results: list[dict[str, Any]] = []
     started = time.perf_counter()
     try:
@@ -235,34 +259,35 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
                 continue
             if args.quick:
                 size, batch = min(size, 32), 4
-            info = model_info(name)
-            loader = DeviceLoader(_synthetic(batch * steps, size, info.num_classes, in_chans), batch, train=True, device=device,
-                                  seed=0, pad=0 if size > 64 else 4, channels_last=cl)
+            g = torch.Generator().manual_seed(0)
+            x = torch.randn(batch, in_chans, size, size, generator=g)
+            x = x.contiguous(memory_format=torch.channels_last) if cl else x
+            y = torch.randint(0, model_info(name).num_classes, (batch,), generator=g)
             for mode in [m for m in modes if m in args.compare_modes.split(",")]:
                 torch.manual_seed(0)
                 runs = {}
                 for key, model in _compare_models(old, name, in_chans).items():
                     model = model.to(memory_format=torch.channels_last) if cl else model
                     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-4)
-                    runs[key] = (torch.compile(model) if mode == "compile" else model, opt)
+                    runs[key] = (torch.compile(model) if mode == "compile" else model.train(), opt)
                 ips: dict[str, list[float]] = {k: [] for k in runs}
                 for r in range(-1, rounds):  # round -1: warm-up (oneDNN plans, compilation)
-                    for key, (model, opt) in runs.items():
-                        loader.set_epoch(max(r, 0))
-                        m = train_one_epoch(model, loader, opt, lr_at=lambda s: 0.01, step=0, device=device, channels_last=cl)
+                    for key, (model, opt) in runs.items():  # interleaved: one round of every network, then the next
+                        seconds = _timed_steps(model, opt, x, y, 1 if r < 0 else steps, clock)
                         if r >= 0:
-                            ips[key].append(m["images_per_s"])
+                            ips[key].append(batch / seconds)
                 med = {k: summarize(v)["median"] for k, v in ips.items()}
                 for key, v in ips.items():
                     results.append({"model": name, "input_size": size, "in_chans": in_chans, "batch": batch,
                                     "channels_last": cl, "mode": mode, "code": key.split("/")[0], "recalib": key.split("/")[1],
                                     "images_per_s": v, "median_images_per_s": med[key]})
                 print(f"[{name} {size}px b{batch} {mode}] " + "  ".join(f"{k}={v:.2f}" for k, v in med.items()), flush=True)
-                print("partial:", [r for r in results if r["model"] == name and r["mode"] == mode], flush=True)
     finally:
-        subprocess.run(["git", "-C", str(HERE.parent), "worktree", "remove", "--force", str(tmp / "wt")], check=False)
+        if tmp is not None:
+            subprocess.run(["git", "-C", str(HERE.parent), "worktree", "remove", "--force", str(tmp / "wt")], check=False)
     return {"schema": SCHEMA, "kind": "train-compare", "env": env,
-            "config": {"device": "cpu", "dtype": "float32", "old_commit": args.compare_old, "modes": args.compare_modes, "steps": steps, "rounds": rounds,
+            "config": {"device": "cpu", "dtype": "float32", "old_commit": args.compare_old, "old_src": args.old_src,
+                       "clock": args.clock, "modes": args.compare_modes, "steps": steps, "rounds": rounds,
                        "quick": args.quick, "note": args.note, "cases": [list(c) for c in COMPARE_CASES],
                        "optimizer": "SGD lr 0.01, Nesterov momentum 0.9, wd 1e-4"},
             "ratios": compare_ratios(results), "results": results, "wall_seconds": time.perf_counter() - started}

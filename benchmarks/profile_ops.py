@@ -47,9 +47,7 @@ def fc_macs(op: torch.nn.Module, shape: tuple[int, int, int, int]) -> int:
     if isinstance(op, SqueezeExcite):
         return n * 2 * c * op.hidden
     if isinstance(op, MSSAR):
-        from recalib.modules._geometry import region_bands
-
-        vectors = sum(n * (region_bands(h, k)[-1] + 1) * (region_bands(w, k)[-1] + 1) for k in op.scales)
+        vectors = sum(n * min(k, h) * min(k, w) for k in op.scales)  # min(K, side) bands per axis (docs/spec.md)
         if op.strategy == "sliding":
             vectors = n * h * w * len(op.scales)
         return vectors * (op.in_channels + op.channels) * op.hidden

@@ -29,7 +29,7 @@ WHERE: tuple[tuple[str, str, str, str], ...] = (
     ("the MS-SAR operator (Eq. 1-3)", "modules/mssar.py", "MSSAR",
      "one module per operator family; its docstring names the paper's equations"),
     ("the MS-SAR pooling (regional cells)", "modules/_pooling.py", "region_means",
-     "mean of every K x K cell of every scale; `window_means` (sliding) and `regions_to_pixels` (Eq. 2) beside it"),
+     "mean of every K x K cell of every scale; `window_means` (sliding) and `regions_times` (Eq. 2: x times the gate) beside it"),
     ("the MS-SAR geometry (cell bounds, windows)", "modules/_geometry.py", "region_bands",
      "pure Python, cached: the partition of docs/spec.md and the sliding window sizes"),
     ("the operator registry and spec strings", "modules/registry.py", "parse_recalib_spec",

@@ -1,50 +1,33 @@
-"""MS-SAR's coordinate sets as pure-Python integers (cached, bounded): which cell or window each position uses.
+"""MS-SAR's coordinate sets, computed from a map's size with tensor operations.
 
 * Regional (docs/spec.md, section 1): along an axis of length n, position i is in band ``i * K // n`` of scale
-  K. When K > n some bands are empty; they are never used, so the non-empty bands are renumbered 0, 1, ...
-  and a scale has ``min(K, n)`` bands per axis. A cell is one row band times one column band.
-* Sliding: the window of position i is ``[i - t, i + t]`` clipped to the axis, ``t = floor(sqrt(H * W) / K)``,
-  computed exactly as ``isqrt(H * W) // K``.
+  K. When K > n the empty bands are never used, and renumbering the others 0, 1, ... is the same as using
+  ``m = min(K, n)`` bands: position i is in band ``i * m // n``. A cell is one row band times one column band.
+* Sliding: the window of position i is ``[i - t, i + t]`` clipped to the axis, ``t = floor(sqrt(H * W) / K)``.
+
+Sizes may be ``torch.SymInt`` (export with dynamic height and width): nothing here turns them into Python numbers,
+so an exported graph computes the geometry of whatever size it is given.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import TypeVar
+import torch
 
-__all__ = ["region_bands", "window_sizes"]
-
-T = TypeVar("T")
+__all__ = ["region_bands", "window_bounds"]
 
 
-def _cached(fn: Callable[..., T]) -> Callable[..., T]:
-    """Memoise on the (int) arguments, at most 1024 entries. A plain dict rather than ``functools.lru_cache``:
-    torch.compile traces through it without warning that it ignores the cache."""
-    cache: dict[tuple[int, ...], T] = {}
-
-    @functools.wraps(fn)
-    def wrapper(*args: int) -> T:
-        if args not in cache:
-            if len(cache) >= 1024:
-                cache.clear()
-            cache[args] = fn(*args)
-        return cache[args]
-
-    return wrapper
+def region_bands(n: int, k: int, like: torch.Tensor) -> torch.Tensor:
+    """n x min(k, n), 1 where the position (row) lies in the band (column); ``like``'s dtype and device."""
+    m = torch.sym_min(k, n)
+    index = torch.arange(n, device=like.device).mul(m) // n  # n: the band of every position
+    return (index[:, None] == torch.arange(m, device=like.device)).to(like.dtype)
 
 
-@_cached
-def region_bands(n: int, k: int) -> tuple[int, ...]:
-    """The band of every position of an axis of length ``n`` at scale ``k``, empty bands skipped."""
-    if n <= 0:
-        raise ValueError(f"MSSAR: feature maps must have positive size, got an axis of length {n}")
-    raw = [i * k // n for i in range(n)]  # non-decreasing
-    renumber = {b: j for j, b in enumerate(sorted(set(raw)))}
-    return tuple(renumber[b] for b in raw)
-
-
-@_cached
-def window_sizes(n: int, t: int) -> tuple[int, ...]:
-    """Positions in the clipped window [i - t, i + t] of every i along an axis of length n."""
-    return tuple(min(n, i + t + 1) - max(0, i - t) for i in range(n))
+def window_bounds(n: int, area: int, k: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """First and one-past-last position (int64, n) of the windows along an axis of length n; area = H * W."""
+    a = torch.full((), area, dtype=torch.int64, device=device)
+    t = a.float().sqrt().long()  # within 1 of the integer square root: two exact corrections
+    t = t - (t * t > a).long()
+    t = (t + ((t + 1) * (t + 1) <= a).long()) // k
+    i = torch.arange(n, device=device)
+    return (i - t).clamp(min=0), (i + t + 1).clamp(max=n)
