@@ -11,7 +11,8 @@ from _op_reference import mssar_gate_loops
 from recalib.modules import MSSAR, build_recalib
 
 SHAPES = [
-    (2, 8, 8, 8),  # divisible: the fast (strided) path
+    (2, 8, 16, 20),  # the finest cells tile the map in blocks >= 4 wide: the block formulation
+    (2, 8, 8, 8),  # divisible, but blocks 2 wide: the membership product
     (3, 8, 7, 7),  # 7 x 7 with K = 4: unequal cells
     (2, 8, 14, 9),  # non-square, not divisible
     (2, 8, 3, 2),  # K > H and K > W: empty bands
@@ -57,7 +58,7 @@ def test_non_nested_scales_match_reference(scales: tuple[int, ...], shape: tuple
 
 
 @pytest.mark.parametrize("strategy", ["regional", "sliding"])
-@pytest.mark.parametrize("shape", [(2, 8, 8, 8), (2, 8, 16, 12), (2, 8, 7, 5)], ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("shape", [(2, 8, 8, 8), (2, 8, 16, 12), (2, 8, 7, 5), (2, 8, 12, 16)], ids=lambda s: "x".join(map(str, s)))
 def test_channels_last_input_matches_loop_reference(shape: tuple[int, ...], strategy: str) -> None:
     op = MSSAR(shape[1], strategy=strategy).double().train()
     x = torch.randn(shape, dtype=torch.float64)
@@ -192,3 +193,31 @@ def test_sliding_cost_does_not_depend_on_window() -> None:
 def test_textual_form_builds_mssar() -> None:
     op = build_recalib("mssar(scales=(1, 2), strategy='sliding')", 8)
     assert isinstance(op, MSSAR) and op.scales == (1, 2) and op.strategy == "sliding"
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("scales, hw", [((1, 2, 4), (32, 32)), ((1, 2, 4), (8, 28)), ((2, 3), (12, 24))])
+def test_block_formulation_equals_membership_product(monkeypatch: pytest.MonkeyPatch, channels_last: bool,
+                                                    scales: tuple[int, ...], hw: tuple[int, int]) -> None:
+    """Where the finest cells tile the map, the block views give what the membership product gives: outputs,
+    input and parameter gradients, and the BN statistics (training mode)."""
+    import recalib.modules._pooling as pooling
+
+    op = MSSAR(6, scales=scales).double().train()
+    x = torch.randn(3, 6, *hw, dtype=torch.float64)
+    x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    g = torch.randn(3, 6, *hw, dtype=torch.float64)
+    assert pooling._tiles(*hw, scales) is not None, "the case must take the block formulation"
+    results = []
+    for blocks in (True, False):
+        if not blocks:
+            monkeypatch.setattr(pooling, "_tiles", lambda h, w, s: None)
+        state = {k: v.clone() for k, v in op.state_dict().items()}
+        inp = x.detach().requires_grad_()
+        out = op(inp)
+        grads = torch.autograd.grad(out, [inp, *op.parameters()], g)
+        results.append((out, *grads, *[b.clone() for b in op.buffers()]))
+        op.load_state_dict(state)
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert results[0][0].is_contiguous(memory_format=torch.channels_last) == channels_last

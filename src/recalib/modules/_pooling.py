@@ -36,7 +36,8 @@ def _tiles(h: int, w: int, scales: tuple[int, ...]) -> tuple[int, int] | None:
     if not (isinstance(h, int) and isinstance(w, int)):
         return None  # export with dynamic shapes: the membership form, which holds for every size
     rh, rw = math.lcm(*(min(k, h) for k in scales)), math.lcm(*(min(k, w) for k in scales))
-    return (rh, rw) if h % rh == 0 and w % rw == 0 else None
+    # Blocks narrower than 4 columns (8x8 maps at K = 4) make slow strided loops; one matrix product is faster there.
+    return (rh, rw) if h % rh == 0 and w % rw == 0 and w // rw >= 4 else None
 
 
 def _membership(h: int, w: int, scales: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
