@@ -14,6 +14,11 @@ the JSON is rewritten after every section, so nothing is lost when the machine i
 3. ``protocol``: two epochs of the paper's CIFAR-ResNet protocol (batch 128, SGD-Nesterov) for ResNet-20 +
    MS-SAR on Fashion-MNIST through ``recalib train``, and the 160-epoch time they imply.
 4. ``torchrun``: a one-process ``torchrun`` training run (NCCL on CUDA, gloo on the CPU).
+0. ``probe`` (first, so that a short loan still answers it): ``gpu_check.py --probe``, the training-step ratios
+   MS-SAR / SE and SE / plain of ResNet-56 (CIFAR, batch 128) and ResNet-50 (224 px, batch 64), bf16 autocast,
+   channels_last, eager and ``torch.compile``; ``torch.export`` of ResNet-20 + MS-SAR with dynamic H/W run on
+   the device at 28x28, 32x32 and 20x30 against eager; and whether two identical training steps give identical
+   losses and gradients.
 
 ``--quick`` shrinks every section to seconds on the CPU; the test suite runs it, so the script itself is tested.
 Writes ``<out>/gpu_check.json`` (schema ``recalib-gpu-check/1``) with the environment, every command, its exit
@@ -43,7 +48,6 @@ from recalib.analysis.bench import environment, write_json  # noqa: E402
 
 SCHEMA = "recalib-gpu-check/1"
 OPS = "se,ge,sge,mssar,mssar_sliding"
-TRAIN_MODELS = ("resnet20", "resnet56", "resnet50")
 TRAIN_RECALIBS = "none,se,mssar"
 PAPER_EPOCHS = 160
 
@@ -54,6 +58,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data-dir", default=None, help="Fashion-MNIST folder (the four .gz files; default: the standard places)")
     p.add_argument("--quick", action="store_true", help="CPU smoke run of every section (seconds each)")
     p.add_argument("--budget", type=float, default=450.0, help="seconds for all sections together (default 450)")
+    p.add_argument("--probe", action="store_true", help="run only the probe section in this process (writes <out>/probe.json)")
     return p.parse_args(argv)
 
 
@@ -61,10 +66,12 @@ def _sections(args: argparse.Namespace, out: Path, cuda: bool) -> list[tuple[str
     """``(name, command, time limit in s)`` of every section, in order."""
     py = [sys.executable]
     data = ["--data-dir", args.data_dir] if args.data_dir else []
+    probe = [("probe", [*py, str(HERE / "gpu_check.py"), "--probe", "--out", str(out), *(["--quick"] if args.quick else [])],
+              120.0 if args.quick else 200.0)]
     if args.quick:
         ops = [*py, str(HERE / "bench_ops.py"), "--quick", "--device", "cpu", "--ops", OPS, "--amp", "bf16",
                "--formats", "channels_last"]
-        sections = [("ops_eager", [*ops, "--modes", "eager", "--out", str(out / "ops_eager.json")], 120.0)]
+        sections = [*probe, ("ops_eager", [*ops, "--modes", "eager", "--out", str(out / "ops_eager.json")], 120.0)]
         train = [*py, str(HERE / "bench_train.py"), "--quick", "--device", "cpu", "--recalibs", TRAIN_RECALIBS,
                  "--amp", "bf16", "--channels-last", "on", "--compile", "off"]
         sections += [("train_resnet20", [*train, "--models", "resnet20", "--out", str(out / "train_resnet20.json")],
@@ -75,6 +82,7 @@ def _sections(args: argparse.Namespace, out: Path, cuda: bool) -> list[tuple[str
         ops = [*py, str(HERE / "bench_ops.py"), "--device", "cuda", "--ops", OPS, "--amp", "bf16",
                "--formats", "channels_last", "--budget", "0.3", "--reps", "20"]
         sections = [
+            *probe,
             ("ops_eager", [*ops, "--modes", "eager", "--out", str(out / "ops_eager.json")], 60.0),
             ("ops_compile", [*ops, "--modes", "compile", "--suites", "cifar", "--out", str(out / "ops_compile.json")],
              75.0),
@@ -82,8 +90,7 @@ def _sections(args: argparse.Namespace, out: Path, cuda: bool) -> list[tuple[str
         train = [*py, str(HERE / "bench_train.py"), "--device", "cuda", "--recalibs", TRAIN_RECALIBS, "--amp", "bf16",
                  "--channels-last", "on", "--compile", "on", "--steps", "20", "--rounds", "3", "--warmup-steps", "5",
                  "--imagenet-size", "224", "--batch-imagenet", "64"]
-        sections += [(f"train_{m}", [*train, "--models", m, "--out", str(out / f"train_{m}.json")], 80.0)
-                     for m in TRAIN_MODELS]
+        sections += [("train_resnet20", [*train, "--models", "resnet20", "--out", str(out / "train_resnet20.json")], 60.0)]
         small = ["--device", "cuda"]
         proto_epochs = "2"
     train_cmd = [*py, "-m", "recalib", "train", "--model", "resnet20", "--dataset", "fashion-mnist",
@@ -167,6 +174,8 @@ def _derive(out: Path, results: dict[str, Any]) -> dict[str, Any]:
         "ops": {name[4:]: _ops_ratios(_load(out / f"{name}.json")) for name in results if name.startswith("ops_")},
         "train": {name[6:]: _train_ratios(_load(out / f"{name}.json")) for name in results if name.startswith("train_")},
     }
+    if "probe" in results:
+        derived["probe"] = _load(out / "probe.json")
     if "protocol" in results:
         derived["protocol"] = _protocol(out / "protocol")
     if "torchrun" in results:
@@ -202,8 +211,108 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return data
 
 
+# ------------------------------------------------------------------------------------------ probe ---
+PROBE_CASES = [("resnet56", 32, 128), ("resnet50", 224, 64)]  # model, input size, batch (CUDA)
+
+
+def _step(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """One training step under bf16 autocast; returns the loss."""
+    opt.zero_grad(set_to_none=True)
+    with torch.autocast(x.device.type, dtype=torch.bfloat16):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    return loss.detach()
+
+
+def _step_seconds(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, warmup: int, steps: int) -> float:
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+    for _ in range(warmup):
+        _step(model, opt, x, y)
+    times = []
+    for _ in range(steps):
+        sync()
+        t = time.perf_counter()
+        _step(model, opt, x, y)
+        sync()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def _export_check(device: torch.device) -> dict[str, Any]:
+    """ResNet-20 + MS-SAR exported once with dynamic H/W, run on the device at three sizes against eager."""
+    from recalib.models import create_model
+
+    model = create_model("resnet20", recalib="mssar", in_chans=1).to(device).eval()
+    dims = {0: torch.export.Dim("n", min=1, max=256), 2: torch.export.Dim("h", min=8, max=512), 3: torch.export.Dim("w", min=8, max=512)}
+    ep = torch.export.export(model, (torch.randn(2, 1, 28, 28, device=device),), dynamic_shapes=(dims,))
+    diffs = {}
+    with torch.no_grad():
+        for h, w in [(28, 28), (32, 32), (20, 30)]:
+            x = torch.randn(3, 1, h, w, device=device)
+            diffs[f"{h}x{w}"] = (ep.module()(x) - model(x)).abs().max().item()
+    return {"max_abs_diff": diffs, "ok": all(d < 1e-4 for d in diffs.values())}
+
+
+def _determinism(device: torch.device, quick: bool) -> dict[str, Any]:
+    """Two identical training steps (same seed, weights, batch) of ResNet-56 + MS-SAR: equal losses and gradients?"""
+    from recalib.models import create_model
+
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = create_model("resnet20" if quick else "resnet56", recalib="mssar").to(device, memory_format=torch.channels_last)
+        g = torch.Generator().manual_seed(1)
+        x = torch.randn(8 if quick else 128, 3, 32, 32, generator=g).to(device, memory_format=torch.channels_last)
+        y = torch.randint(0, 10, (x.shape[0],), generator=g).to(device)
+        loss = _step(model, torch.optim.SGD(model.parameters(), lr=0.0), x, y)
+        runs.append((loss, [p.grad.detach().clone() for p in model.parameters()]))
+    (l1, g1), (l2, g2) = runs
+    return {"loss_equal": bool(torch.equal(l1, l2)), "grads_equal": all(torch.equal(a, b) for a, b in zip(g1, g2)),
+            "max_grad_diff": max((a - b).abs().max().item() for a, b in zip(g1, g2))}
+
+
+def probe(args: argparse.Namespace) -> dict[str, Any]:
+    """The probe section: step-time ratios, the dynamic-shape export and determinism, written piece by piece."""
+    from recalib.models import create_model
+
+    device = torch.device("cuda" if torch.cuda.is_available() and not args.quick else "cpu")
+    path = Path(args.out) / "probe.json"
+    data: dict[str, Any] = {"device": device.type, "amp": "bf16", "channels_last": True, "train": [], "ratios": []}
+    cases = [("resnet20", 16, 4)] if args.quick else PROBE_CASES
+    modes = ["eager"] if args.quick else ["eager", "compile"]
+    pieces: list[tuple[str, Any]] = [("export", lambda: _export_check(device)),
+                                     ("determinism", lambda: _determinism(device, args.quick))]
+    for mode in modes:
+        for name, size, batch in cases:
+            pieces.append((f"train/{name}/{mode}", (name, size, batch, mode)))
+    for key, piece in pieces:
+        if not key.startswith("train/"):
+            data[key] = piece()
+        else:
+            name, size, batch, mode = piece
+            g = torch.Generator().manual_seed(0)
+            x = torch.randn(batch, 3, size, size, generator=g).to(device, memory_format=torch.channels_last)
+            y = torch.randint(0, 10 if size <= 32 else 1000, (batch,), generator=g).to(device)
+            sec = {}
+            for rc in ("none", "se", "mssar"):
+                torch.manual_seed(0)
+                model = create_model(name, recalib=rc).to(device, memory_format=torch.channels_last)
+                model = torch.compile(model) if mode == "compile" else model
+                sec[rc] = _step_seconds(model, x, y, warmup=1 if args.quick else 5, steps=1 if args.quick else 15)
+                data["train"].append({"model": name, "mode": mode, "recalib": rc, "batch": batch, "step_s": sec[rc]})
+            data["ratios"].append({"model": name, "mode": mode, "mssar_over_se": sec["mssar"] / sec["se"],
+                                   "se_over_none": sec["se"] / sec["none"]})
+        write_json(path, data)  # after every piece: a timed-out section keeps what it measured
+    return data
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
+    if args.probe:
+        probe(args)
+        return 0
     data = run(args)
     failed = [n for n, s in data["sections"].items() if s.get("returncode") != 0]
     print(f"gpu_check: wrote {Path(args.out) / 'gpu_check.json'}; failed or skipped: {', '.join(failed) or 'none'}")

@@ -22,10 +22,19 @@ def test_gpu_check_quick_writes_every_section(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     data = json.loads((tmp_path / "gpu_check.json").read_text())
     assert data["schema"] == "recalib-gpu-check/1" and data["quick"] is True
-    assert set(data["sections"]) == {"ops_eager", "train_resnet20", "protocol", "torchrun"}
+    assert set(data["sections"]) == {"probe", "ops_eager", "train_resnet20", "protocol", "torchrun"}
     for name, section in data["sections"].items():
         assert section["returncode"] == 0 and not section["timed_out"], name
         assert section["command"][0] == sys.executable
+
+    probe = data["derived"]["probe"]  # the questions a first GPU answers: ratios, dynamic export, determinism
+    steps = {(r["model"], r["mode"], r["recalib"]): r["step_s"] for r in probe["train"]}
+    assert set(steps) == {("resnet20", "eager", rc) for rc in ("none", "se", "mssar")}
+    (ratio,) = probe["ratios"]
+    assert ratio["mssar_over_se"] == pytest.approx(steps[("resnet20", "eager", "mssar")] / steps[("resnet20", "eager", "se")])
+    assert ratio["se_over_none"] == pytest.approx(steps[("resnet20", "eager", "se")] / steps[("resnet20", "eager", "none")])
+    assert probe["export"]["ok"] and set(probe["export"]["max_abs_diff"]) == {"28x28", "32x32", "20x30"}
+    assert probe["determinism"]["loss_equal"] and probe["determinism"]["grads_equal"]
 
     ops = {(tuple(r["shape"]), r["op"]): r for r in data["derived"]["ops"]["eager"]}
     assert {op for _, op in ops} == {"se", "ge", "sge", "mssar", "mssar_sliding"}
