@@ -27,7 +27,7 @@ def test_hubconf_entry_points_are_the_zoo() -> None:
 def test_hub_load_resnet56_with_mssar() -> None:
     model = torch.hub.load(REPO, "resnet56", recalib="mssar", source="local")
     ops = [m for m in model.modules() if isinstance(m, MSSAR)]
-    assert len(ops) == 27 and model.model_name == "resnet56" and model.recalib_spec == "mssar"
+    assert len(ops) == 27 and model.model_name == "resnet56" and str(model.recalib_spec) == "mssar(context_channels=None, reduction=1, scales=(1, 2, 4), strategy='regional')"
     with torch.no_grad():
         assert model.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 10)
 

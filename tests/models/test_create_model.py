@@ -48,7 +48,9 @@ def test_recalib_forms_build_the_same_operators() -> None:
         ops = _ops(model)
         assert len(ops) == 9 and all(isinstance(op, MSSAR) and op.scales == (1, 2) for op in ops)
         assert [op.channels for op in ops] == [16] * 3 + [32] * 3 + [64] * 3
-    assert by_name.recalib_spec == by_text.recalib_spec == by_class.recalib_spec == "mssar(scales=(1, 2))"
+    # The recorded spec is complete (issue 18: it used to be the given text, "mssar(scales=(1, 2))").
+    complete = "mssar(context_channels=None, reduction=1, scales=(1, 2), strategy='regional')"
+    assert str(by_name.recalib_spec) == str(by_text.recalib_spec) == str(by_class.recalib_spec) == complete
     assert by_partial.recalib_spec is None  # an unregistered factory has no textual form
 
 

@@ -23,7 +23,8 @@ from .._format import format_significant, markdown_table, progress_bar
 from .._io import atomic_write, write_text_atomic
 from ..models import OPERATOR_PLACEMENT_KWARGS, create_model, list_models, model_info, resolve_recalib
 from ..models.complexity import complexity
-from ..modules import MSSAR, parse_recalib_spec
+from ..modules import MSSAR
+from ..modules.spec import parse_keywords
 
 __all__ = ["profile_table", "split_list", "to_markdown", "write_csv", "write_markdown", "configure_parser", "run"]
 
@@ -52,7 +53,7 @@ def split_list(text: str) -> list[str]:
 
 def _parse_model(spec: str) -> tuple[str, dict[str, Any]]:
     try:
-        name, kwargs = parse_recalib_spec(spec)
+        name, kwargs = parse_keywords(spec, "model")
     except ValueError as exc:
         raise ValueError(f"cannot parse model {spec!r} (expected a name or e.g. \"resnet20(shortcut='B')\"): {exc}") from None
     model_info(name)  # ValueError listing the valid names

@@ -19,23 +19,27 @@ One factory, :func:`attn_layer`, fills both of timm's attention slots:
 
     model = timm.create_model("efficientnet_b0", se_layer=attn_layer("mssar"))
 
-timm's own SE arguments (:data:`TIMM_SE_KWARGS`: ``act_layer``, ``rd_ratio``, ``gate_layer``, ...) are accepted
-and ignored: a recalib operator keeps its own definition (docs/spec.md) and the arguments given to
-:func:`attn_layer`. docs/integrations.md lists the families tested. The factory uses the same resolution and
-defaults as recalib's own zoo (:func:`recalib.models.resolve_recalib`; e.g. SGE's groups come from
-:func:`recalib.modules.sge_groups`). This module does not import timm; timm is only needed to build timm models
-(``pip install 'recalib[timm]'``).
+Budget: the adapter applies the ``"se"`` budget rule (:meth:`recalib.modules.RecalibSpec.complete`), so an
+operator keeps the parameters of the SE layer it replaces: ``reduction = 1 / rd_ratio`` for every operator with a
+``reduction`` argument, with the ``rd_ratio`` timm passes (EfficientNet's ``se_ratio`` relative to the expanded
+channels) or SE's 1/16 when timm passes none (the ResNet family). ResNet-50 + MS-SAR is then within 2 % of
+``seresnet50``, EfficientNet-B0 + MS-SAR within 5 % of the plain network. An argument given to
+:func:`attn_layer` always wins. timm's other SE arguments (:data:`TIMM_SE_KWARGS`: ``act_layer``,
+``gate_layer``, ...) are accepted and ignored: a recalib operator keeps its own definition (docs/spec.md).
+docs/integrations.md lists the families tested. The channel-dependent defaults are the operators' own, as in
+recalib's zoo (e.g. SGE's groups come from :func:`recalib.modules.sge_groups`). This module does not import timm;
+timm is only needed to build timm models (``pip install 'recalib[timm]'``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..models._common import RecalibLike, RecalibSlot, resolve_recalib
+from ..modules import RecalibSpec
 
 __all__ = ["TIMM_SE_KWARGS", "attn_layer", "RecalibAttnFactory"]
 
@@ -47,15 +51,20 @@ TIMM_SE_KWARGS = frozenset({
 
 
 class RecalibAttnFactory:
-    """Callable ``factory(channels, *, device=None, dtype=None) -> nn.Module`` wrapping a recalib operator.
+    """Callable ``factory(channels, *, device=None, dtype=None, rd_ratio=None) -> nn.Module`` for timm.
 
     timm calls attention layers as ``attn_layer(channels, **kwargs)``; ``device``/``dtype`` place the
-    operator, timm's SE arguments (:data:`TIMM_SE_KWARGS`) are ignored, other keyword arguments are passed to
-    the operator's constructor (unknown ones are a ``ValueError`` listing the accepted ones).
+    operator, ``rd_ratio`` sets the ``"se"`` budget of a registered operator (:meth:`spec_for`), timm's other SE
+    arguments (:data:`TIMM_SE_KWARGS`) are ignored, and any other keyword argument goes to the operator's
+    constructor (unknown ones are a ``ValueError`` listing the accepted ones).
     """
 
     def __init__(self, slot: RecalibSlot) -> None:
-        self.slot = slot
+        self.slot = slot  # a registered operator's spec as given: completed per call, with timm's rd_ratio
+
+    def spec_for(self, rd_ratio: float | None = None) -> RecalibSpec | None:
+        """The complete spec built when timm passes ``rd_ratio`` (``None``: SE's 1/16); ``None`` if unregistered."""
+        return None if self.slot.spec is None else self.slot.spec.complete("se", rd_ratio=rd_ratio)
 
     def __call__(
         self,
@@ -63,10 +72,13 @@ class RecalibAttnFactory:
         *,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        rd_ratio: float | None = None,
         **kwargs: Any,
     ) -> nn.Module:
         kwargs = {k: v for k, v in kwargs.items() if k not in TIMM_SE_KWARGS}
-        module = self.slot.make(channels, **kwargs)
+        spec = self.spec_for(rd_ratio)
+        slot = self.slot if spec is None else RecalibSlot(self.slot.factory, spec)
+        module = slot.make(channels, **kwargs)
         if device is not None or dtype is not None:
             module = module.to(device=device, dtype=dtype)
         return module
@@ -76,11 +88,10 @@ class RecalibAttnFactory:
 
 
 def attn_layer(name: RecalibLike, **kwargs: Any) -> RecalibAttnFactory:
-    """A timm ``attn_layer`` building recalib operator ``name`` (name, textual form, class or callable).
+    """A timm ``attn_layer`` building recalib operator ``name`` (spec, name, textual form, class or callable).
 
     ``kwargs`` are the operator's arguments (``attn_layer("mssar", scales=(1, 2))``). Unknown operator names or
     arguments raise ``ValueError`` listing the valid ones, here rather than inside timm's model constructor.
     ``attn_layer("none")`` gives a factory of identities.
     """
-    args: Mapping[str, Any] | None = kwargs or None
-    return RecalibAttnFactory(resolve_recalib(name, args))
+    return RecalibAttnFactory(resolve_recalib(name, kwargs or None, budget=None))

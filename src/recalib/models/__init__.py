@@ -12,8 +12,11 @@
 | ``resnext50_32x4d`` | Xie et al. 2017, torchvision layout | 1000 / 224x224 |
 
 Where the operator sits: docs/spec.md, section 5 (residual branch after the last BN; DenseNet-BC's k new features).
-``recalib`` accepts what :func:`recalib.models._common.resolve_recalib` documents (a name, the textual form,
-a class, a callable taking ``channels``); per-operator defaults for small channel counts are listed there.
+``recalib`` accepts what :func:`recalib.models._common.resolve_recalib` documents (a
+:class:`~recalib.modules.RecalibSpec`, a name, the textual form, a class, a callable taking ``channels``); the
+placement defaults (channel count, the family's budget rule) are resolved there before anything is recorded, and
+``model.recalib_spec`` is the complete spec: ``build_recalib(model.recalib_spec, C)`` builds the operator of a
+C-channel block and ``create_model(name, recalib=model.recalib_spec)`` the same network.
 Every model has ``model_name``, ``recalib_spec``, ``pretrained_cfg`` (timm's keys: input size, mean, std,
 interpolation, crop; ``default_cfg`` is the same dict; :mod:`recalib.models._cfg`) and the interface of
 :class:`recalib.models._common.ZooModel`.
@@ -54,12 +57,17 @@ __all__ = [
     "ImageNetResNet",
     "ImageNetResNetConfig",
     "OPERATOR_PLACEMENT_KWARGS",
+    "FAMILY_BUDGETS",
 ]
 
 # Model arguments that only say how the operator is placed; the plain backbone (no operator) drops them.
 OPERATOR_PLACEMENT_KWARGS = frozenset({"multi_stage"})
 
 Builder = Callable[..., nn.Module]
+
+#: The operators' budget rule of each model family (:data:`recalib.modules.BUDGETS`): the CIFAR zoo keeps the
+#: papers' D' = D/L, the ImageNet models SE's parameters (MS-SAR paper, Table 5).
+FAMILY_BUDGETS = {"cifar": "paper", "imagenet": "se"}
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,11 @@ class ModelInfo:
     num_classes: int
     input_size: int
     family: str
+
+    @property
+    def budget(self) -> str:
+        """The operators' budget rule of this model (:data:`FAMILY_BUDGETS`)."""
+        return FAMILY_BUDGETS[self.family]
 
 
 _MODELS: dict[str, ModelInfo] = {}
@@ -147,9 +160,9 @@ def create_model(
             names the keys not loaded), as timm does.
         in_chans: input channels; default: the weights' with ``pretrained``, else 3 (Fashion-MNIST: 1). Other
             channels than the weights' adapt their first convolution, as timm does (a warning says so).
-        recalib: ``None``/``"none"``, an operator name, its textual form
-            (``"mssar(scales=(1, 2), strategy='sliding')"``), an ``nn.Module`` class or a callable taking
-            ``channels``.
+        recalib: no operator (``None``, ``"none"``, ``"identity"``, ``""``), a ``RecalibSpec``, an operator
+            name, its textual form (``"mssar(scales=(1, 2), strategy='sliding')"``), an ``nn.Module`` class or a
+            callable taking ``channels``.
         recalib_args: keyword arguments for the operator, overriding those of the textual form.
         pretrained: ``True`` (the model's default packaged weights), a tag of the package's manifest
             (``"fashion-mnist"``; always the packaged weights), an exported folder given as a path (``"./x"``,
@@ -176,7 +189,7 @@ def create_model(
             raise ValueError(f"{what} must be {'a positive' if low else 'a non-negative'} int, got {value!r}")
     if out_indices is not None and not features_only:
         raise ValueError("out_indices selects feature maps: pass features_only=True with it")
-    slot = resolve_recalib(recalib, recalib_args)
+    slot = resolve_recalib(recalib, recalib_args, budget=info.budget)  # the complete spec, before any recording
     source = None
     if pretrained is not None and pretrained is not False:
         if slot.enabled and slot.spec is None:
@@ -191,8 +204,9 @@ def create_model(
     assert isinstance(model, ZooModel)
     model.model_name = name
     model.recalib_spec = slot.spec
+    text = None if slot.spec is None else str(slot.spec)
     model.pretrained_cfg = default_pretrained_cfg(name, family=info.family, num_classes=num_classes,
-                                                  in_chans=in_chans, recalib=slot.spec, model_kwargs=model_kwargs)
+                                                  in_chans=in_chans, recalib=text, model_kwargs=model_kwargs)
     model.default_cfg = model.pretrained_cfg  # timm's older name, the same dict
     if source is not None:
         load_weights(model, source)

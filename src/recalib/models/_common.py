@@ -4,23 +4,24 @@ The slot (:class:`RecalibSlot`) turns the user's ``recalib`` + ``recalib_args`` 
 ``make(channels, *, context_channels=None, feat_size=None) -> nn.Module``, called once per block, like timm's
 ``create_attn``. ``recalib`` may be
 
-* ``None`` or ``"none"``: no operator (an ``nn.Identity`` fills the slot, so state dicts match the plain backbone);
-* a registered name or its textual form, ``"mssar(scales=(1, 2), strategy='sliding')"``;
-* an ``nn.Module`` subclass whose first constructor argument is ``channels``;
-* any other callable taking ``channels`` (e.g. a ``functools.partial``).
+* no operator: ``None``, ``"none"``, ``"identity"`` or ``""`` (:func:`recalib.modules.is_no_operator`; an
+  ``nn.Identity`` fills the slot, so state dicts match the plain backbone);
+* a :class:`recalib.modules.RecalibSpec`, a registered name or its textual form,
+  ``"mssar(scales=(1, 2), strategy='sliding')"``, or a registered class: these become the complete spec
+  (:meth:`RecalibSpec.complete`) under the model family's budget rule, which the model records;
+* any other ``nn.Module`` subclass or callable taking ``channels`` (e.g. a ``functools.partial``): called as given.
 
-``recalib_args`` are keyword arguments added to (and overriding) those of the textual form.
+``recalib_args`` are keyword arguments added to (and overriding) those of the spec.
 
-Per-operator defaults that adapt to small channel counts (applied only when the user did not set the argument):
+Defaults that depend on the placement (docs/spec.md, section 5; resolved before the model records its spec):
 
-* ``sge``: nothing here; the operator's own default (:func:`recalib.modules.sge_groups`: at least 4 channels
-  per group, 64 groups where the channels allow) applies through every door alike.
-* any operator with a ``feat_size`` argument (``ge`` with ``variant="theta"``/``"theta+"`` and a global
-  extent): the stage's feature size, when the model was built with ``img_size``.
-
-Everything else keeps the operator's own default (SE ``reduction=16`` gives a hidden width of 1 on 16 channels,
-exactly as the formula ``max(1, C // r)`` says; MS-SAR ``scales=(1, 2, 4)``, ``reduction=1``; GE global theta-),
-except that the ImageNet ResNets give MS-SAR ``reduction=16``, the paper's Table 5 budget (``imagenet_resnet.py``).
+* the channel count: each operator's own rule, e.g. SGE's groups (:func:`recalib.modules.sge_groups`: at least 4
+  channels per group, 64 groups where the channels allow), the same through every door;
+* the model family: the budget rule (:data:`recalib.modules.BUDGETS`): ``"paper"`` on the CIFAR zoo (every
+  operator's own default; MS-SAR's D' = D/L, ``reduction=1``), ``"se"`` on the ImageNet ResNets (MS-SAR
+  ``reduction=16``, the paper's Table 5 budget; SE and GE keep their 16);
+* the stage's feature size, for an operator with a ``feat_size`` argument left at ``None`` (``ge`` with
+  ``variant="theta"``/``"theta+"`` and a global extent), when the model was built with ``img_size``.
 
 Initialisation (He et al. 2015, as torchvision and the original Torch ResNets): every backbone convolution
 ``kaiming_normal_(mode="fan_out", nonlinearity="relu")``, BatchNorm weight 1 and bias 0, linear layers keep
@@ -33,13 +34,13 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..modules import MSSAR, format_recalib_spec, get_recalib_class, list_recalibs, parse_recalib_spec
+from ..modules import MSSAR, RecalibSpec, get_recalib_class, list_recalibs
 
 __all__ = [
     "RecalibSlot",
@@ -52,7 +53,7 @@ __all__ = [
     "check_config_kwargs",
 ]
 
-RecalibLike = str | type | Callable[..., nn.Module] | None
+RecalibLike = str | RecalibSpec | type | Callable[..., nn.Module] | None
 
 
 def _registered_name(cls: type) -> str | None:
@@ -60,13 +61,6 @@ def _registered_name(cls: type) -> str | None:
         if get_recalib_class(name) is cls:
             return name
     return None
-
-
-def _underlying_class(factory: Any) -> type | None:
-    """The class a factory builds, looking through ``functools.partial``; ``None`` if unknown."""
-    while isinstance(factory, functools.partial):
-        factory = factory.func
-    return factory if isinstance(factory, type) else None
 
 
 def _accepted_kwargs(factory: Any) -> set[str] | None:
@@ -80,22 +74,25 @@ def _accepted_kwargs(factory: Any) -> set[str] | None:
     return {p for p in sig.parameters if p not in ("self", "channels")}
 
 
+def _underlying_class(factory: Any) -> type | None:
+    """The class a factory builds, looking through ``functools.partial``; ``None`` if unknown."""
+    while isinstance(factory, functools.partial):
+        factory = factory.func
+    return factory if isinstance(factory, type) else None
+
+
 @dataclass(frozen=True)
 class RecalibSlot:
     """A resolved ``recalib`` argument: ``make(channels)`` builds the operator for one block.
 
     Attributes:
         factory: the class or callable, or ``None`` for no operator.
-        name: the registry name when the operator is registered (``None`` otherwise or for no operator).
-        kwargs: the keyword arguments given to every call (textual form + ``recalib_args``).
-        spec: the canonical textual form, ``"mssar(scales=(1, 2))"``, or ``None`` for no operator or an
-            unregistered factory.
+        spec: the complete :class:`RecalibSpec` of a registered operator (what the model records), or ``None``
+            for no operator or an unregistered factory.
     """
 
     factory: Callable[..., nn.Module] | None
-    name: str | None = None
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
-    spec: str | None = None
+    spec: RecalibSpec | None = None
 
     @property
     def enabled(self) -> bool:
@@ -119,11 +116,12 @@ class RecalibSlot:
         """The operator for a ``channels``-channel feature map (``nn.Identity`` when the slot is empty).
 
         ``context_channels`` asks for multi-stage recalibration (MS-SAR only); ``feat_size`` is the stage's
-        feature size when known and is passed to operators that take it; ``extra`` goes to the factory.
+        feature size when known and is passed to operators that take it and were not given one; ``extra`` goes
+        to the factory.
         """
         if self.factory is None:
             return nn.Identity()
-        kwargs = dict(self.kwargs)
+        kwargs = self.spec.kwargs if self.spec is not None else {}
         accepted = _accepted_kwargs(self.factory)
         if context_channels is not None:
             if not self.is_mssar:
@@ -131,75 +129,65 @@ class RecalibSlot:
                     f"multi-stage recalibration needs the MS-SAR operator (it takes context_channels), got {self.describe()}"
                 )
             kwargs["context_channels"] = context_channels
-        if feat_size is not None and "feat_size" not in kwargs and accepted is not None and "feat_size" in accepted:
+        if feat_size is not None and kwargs.get("feat_size") is None and accepted is not None and "feat_size" in accepted:
             kwargs["feat_size"] = feat_size
         kwargs.update(extra)
         try:
             return self.factory(channels, **kwargs)
         except ValueError as exc:
             hint = ""
-            if accepted is not None and "feat_size" in accepted and "feat_size" not in kwargs:
+            if accepted is not None and "feat_size" in accepted and kwargs.get("feat_size") is None:
                 hint = "; create_model(..., img_size=H) gives every stage its feature size"
             raise ValueError(f"building {self.describe()} for {channels} channels: {exc}{hint}") from None
 
     def describe(self) -> str:
         """The operator as text: its spec, ``no operator``, or the factory's repr."""
         if self.spec is not None:
-            return repr(self.spec)
+            return repr(str(self.spec))
         if self.factory is None:
             return "no operator"
         return repr(self.factory)
 
 
-def resolve_recalib(recalib: RecalibLike | RecalibSlot, recalib_args: Mapping[str, Any] | None = None) -> RecalibSlot:
+def resolve_recalib(recalib: RecalibLike | RecalibSlot, recalib_args: Mapping[str, Any] | None = None,
+                    budget: str | None = "paper") -> RecalibSlot:
     """Turn a ``recalib`` argument (see the module docstring) into a :class:`RecalibSlot`.
 
-    Unknown operator names raise ``ValueError`` listing the valid ones; unknown arguments of a registered or
-    inspectable operator raise ``ValueError`` listing the accepted ones.
+    A registered operator (name, text, :class:`RecalibSpec` or registered class) becomes its complete spec under
+    the ``budget`` rule (:meth:`RecalibSpec.complete`; ``None`` keeps the spec as given, for a door that completes
+    it later, like the timm adapter). Unknown operator names raise ``ValueError`` listing the
+    valid ones; unknown arguments of a registered or inspectable operator raise ``ValueError`` listing the
+    accepted ones.
     """
     if isinstance(recalib, RecalibSlot):
         if recalib_args:
-            return resolve_recalib(recalib.factory if recalib.name is None else recalib.name,
-                                   {**recalib.kwargs, **recalib_args})
+            return resolve_recalib(recalib.spec or recalib.factory, recalib_args, budget)
         return recalib
-    args = dict(recalib_args or {})
     if recalib_args is not None and not isinstance(recalib_args, Mapping):
         raise TypeError(f"recalib_args must be a dict of keyword arguments, got {type(recalib_args).__name__}")
-    name: str | None = None
-    factory: Any
-    if recalib is None:
-        factory = None
-    elif isinstance(recalib, str):
-        base, spec_kwargs = parse_recalib_spec(recalib)
-        factory = get_recalib_class(base)  # ValueError listing the valid names
-        name = _registered_name(factory)
-        args = {**spec_kwargs, **args}
-    elif isinstance(recalib, type):
+    if isinstance(recalib, type):
         if not issubclass(recalib, nn.Module):
             raise TypeError(f"recalib class must be an nn.Module subclass taking channels, got {recalib!r}")
-        factory = recalib
         name = _registered_name(recalib)
-    elif callable(recalib):
-        factory = recalib
-    else:
+        if name is not None:
+            recalib = name
+    if recalib is None or isinstance(recalib, (str, RecalibSpec)):
+        spec = RecalibSpec.parse(recalib, recalib_args)  # ValueError listing the valid names or arguments
+        if spec.is_none:
+            return RecalibSlot(None)
+        return RecalibSlot(spec.operator_class, spec if budget is None else spec.complete(budget))
+    if not callable(recalib):
         raise TypeError(
             f"recalib must be None, an operator name or spec ({', '.join(list_recalibs())}), "
             f"an nn.Module class or a callable taking channels; got {type(recalib).__name__}"
         )
-    if name == "none":
-        if args:
-            raise ValueError(f"operator 'none' takes no arguments, got {sorted(args)}")
-        factory = None
-    if factory is None:
-        return RecalibSlot(None)
-    accepted = _accepted_kwargs(factory)
-    if accepted is not None:
-        unknown = sorted(set(args) - accepted)
-        if unknown:
-            owner = name or getattr(factory, "__name__", repr(factory))
-            raise ValueError(f"{owner}: unknown argument(s) {', '.join(unknown)}; valid arguments: {', '.join(sorted(accepted))}")
-    spec = format_recalib_spec(name, args) if name is not None else None
-    return RecalibSlot(factory, name, dict(args), spec)
+    args = dict(recalib_args or {})
+    accepted = _accepted_kwargs(recalib)
+    unknown = sorted(set(args) - accepted) if accepted is not None else []
+    if unknown:
+        owner = getattr(recalib, "__name__", repr(recalib))
+        raise ValueError(f"{owner}: unknown argument(s) {', '.join(unknown)}; valid arguments: {', '.join(sorted(accepted or ()))}")
+    return RecalibSlot(functools.partial(recalib, **args) if args else recalib)
 
 
 def feature_size(img_size: int | tuple[int, int] | None, reduction: int) -> tuple[int, int] | None:
@@ -270,7 +258,7 @@ class ZooModel(nn.Module):
     """
 
     model_name: str = ""
-    recalib_spec: str | None = None
+    recalib_spec: RecalibSpec | None = None
     pretrained_cfg: dict[str, Any]
     default_cfg: dict[str, Any]
     num_classes: int

@@ -27,13 +27,14 @@ from typing import Any
 
 from torch import nn
 
+from ..modules import RecalibSpec
 from ._weights import (
     WeightsSource,
     _unknown_tag,
     architecture_kwargs,
-    canonical_recalib,
     is_explicit_path,
     list_pretrained,
+    operator_key,
 )
 
 __all__ = ["CARD_NAME", "CONFIG_NAME", "FOLDER_FORMAT", "HUB_PREFIX", "WEIGHTS_NAME", "folder_weights",
@@ -161,14 +162,16 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value))  # tuples -> lists, as config.json holds them
 
 
-def folder_weights(source: str | os.PathLike[str], *, model_name: str, recalib: str | None,
+def folder_weights(source: str | os.PathLike[str], *, model_name: str, recalib: str | RecalibSpec | None,
                    model_kwargs: Mapping[str, Any] | None, allow_unverified: bool) -> WeightsSource:
     """The weights of an exported folder or Hub repository, checked to fit the model being built (architecture,
     operator and model arguments; other input channels or classes are adapted when they are loaded)."""
     folder = resolve_folder(source)
     config = read_folder_config(folder)
-    want = {"architecture": model_name, "recalib": canonical_recalib(recalib), "model_kwargs": _plain(model_kwargs or {})}
-    have = {"architecture": config["architecture"], "recalib": canonical_recalib(config.get("recalib")),
+    want = {"architecture": model_name, "recalib": str(operator_key(recalib, model_name)),
+            "model_kwargs": _plain(model_kwargs or {})}
+    have = {"architecture": config["architecture"],
+            "recalib": str(operator_key(config.get("recalib"), config["architecture"])),
             "model_kwargs": _plain(config.get("model_kwargs", {}))}
     if want != have:
         call = (f"create_model({have['architecture']!r}, recalib={config.get('recalib')!r}"
@@ -194,7 +197,8 @@ def _tag_entry(tag: str, kwargs: Mapping[str, Any]) -> tuple[str, str]:
     if "model_name" in kwargs:
         entries = [e for e in entries if e.architecture == kwargs["model_name"]]
     if "recalib" in kwargs:
-        entries = [e for e in entries if canonical_recalib(e.recalib) == canonical_recalib(kwargs["recalib"])]
+        entries = [e for e in entries
+                   if operator_key(e.recalib, e.architecture) == operator_key(kwargs["recalib"], e.architecture)]
     if len(entries) != 1:
         choices = "; ".join(f"model_name={e.architecture!r}, recalib={e.recalib!r}" for e in entries) or "none"
         raise ValueError(f"from_pretrained({tag!r}): {len(entries)} packaged weights match; pick one with "

@@ -18,9 +18,11 @@ The file is hashed and refused unless the hash equals the recorded one, and only
 for other input channels or classes than the weights' (timm's behaviour: the first convolution is adapted, a new
 classifier is kept, and a warning names what was adapted or not loaded).
 
-Operators are matched by what they compute, not by spelling: ``"mssar"``, ``"mssar(scales=(1, 2, 4))"`` and
-``"mssar(strategy='regional')"`` are the same operator (the constructor's defaults are filled in before
-comparing). The weights files, their manifest and ``MODEL_CARD.md`` live in the ``recalib/pretrained`` folder
+Operators are matched by what they compute, not by spelling (:func:`operator_key`): both sides become the
+complete spec under the architecture's budget rule (:meth:`recalib.modules.RecalibSpec.complete`), so
+``"mssar"``, ``"mssar(scales=(1, 2, 4))"`` and ``"mssar(strategy='regional')"`` are one operator. This is also
+the compatibility rule for texts stored before specs were recorded complete: a stored ``"mssar"`` means what the
+architecture built from it then (``reduction=1`` on the CIFAR zoo, 16 on the ImageNet models). The weights files, their manifest and ``MODEL_CARD.md`` live in the ``recalib/pretrained`` folder
 (written by ``scripts/export_pretrained.py``); the public names are re-exported by :mod:`recalib.pretrained`.
 """
 
@@ -40,7 +42,7 @@ import torch
 from torch import nn
 
 from .._io import sha256_file
-from ..modules import canonical_recalib_spec
+from ..modules import RecalibSpec, canonical_recalib_spec
 from ._cfg import dataset_cfg
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "adapt_input_conv",
     "architecture_kwargs",
     "canonical_recalib",
+    "operator_key",
     "find_pretrained",
     "fit_problems",
     "is_explicit_path",
@@ -124,6 +127,17 @@ class WeightsSource:
 canonical_recalib = canonical_recalib_spec
 
 
+def operator_key(recalib: str | RecalibSpec | None, model_name: str) -> RecalibSpec:
+    """The complete spec ``recalib`` means on ``model_name`` (its family's budget rule; ``"paper"`` if unknown)."""
+    from . import model_info  # the zoo's registry, which imports this module
+
+    try:
+        budget = model_info(model_name).budget
+    except ValueError:
+        budget = "paper"
+    return RecalibSpec.parse(recalib).complete(budget)
+
+
 def architecture_kwargs(kwargs: Any, where: str) -> dict[str, Any]:
     """The model arguments of a record that rebuilds an architecture (``where`` names it in errors): a mapping
     without :data:`CREATE_ONLY_ARGS`, so rebuilding a recorded model never fetches or loads weights named in it."""
@@ -179,7 +193,7 @@ def find_pretrained(
     tag: str,
     *,
     model_name: str,
-    recalib: str | None,
+    recalib: str | RecalibSpec | None,
     in_chans: int | None = None,
     num_classes: int | None = None,
     manifest: str | os.PathLike[str] | None = None,
@@ -190,28 +204,28 @@ def find_pretrained(
     tagged = [e for e in entries if e.tag == tag]
     if not tagged:
         raise _unknown_tag(tag, entries)
-    want = canonical_recalib(recalib)
-    same_model = [e for e in tagged if e.architecture == model_name and canonical_recalib(e.recalib) == want]
+    want, asked = operator_key(recalib, model_name), RecalibSpec.parse(recalib)
+    same_model = [e for e in tagged if e.architecture == model_name and operator_key(e.recalib, model_name) == want]
     if not same_model:
-        raise ValueError(f"no pretrained {tag!r} weights for {model_name} + {recalib or 'none'}; available for "
+        raise ValueError(f"no pretrained {tag!r} weights for {model_name} + {asked}; available for "
                          f"tag {tag!r}: {_available(tagged)}")
     fits = [e for e in same_model if in_chans in (None, e.in_chans) and num_classes in (None, e.num_classes)]
     if not fits:
         e = same_model[0]
-        raise ValueError(f"pretrained {tag!r} weights for {model_name} + {recalib or 'none'} expect in_chans="
+        raise ValueError(f"pretrained {tag!r} weights for {model_name} + {asked} expect in_chans="
                          f"{e.in_chans}, num_classes={e.num_classes}; got in_chans={in_chans}, "
                          f"num_classes={num_classes}")
     return fits[0]
 
 
-def _default_tag(model_name: str, recalib: str | None, entries: list[PretrainedEntry]) -> str:
+def _default_tag(model_name: str, recalib: str | RecalibSpec | None, entries: list[PretrainedEntry]) -> str:
     """``pretrained=True``: the tag of the first manifest entry for this architecture and operator."""
-    want = canonical_recalib(recalib)
+    want = operator_key(recalib, model_name)
     for e in entries:
-        if e.architecture == model_name and canonical_recalib(e.recalib) == want:
+        if e.architecture == model_name and operator_key(e.recalib, model_name) == want:
             return e.tag
     packaged = sorted({f"{e.architecture} + {e.recalib}" for e in entries})
-    raise ValueError(f"pretrained=True: recalib packages no weights for {model_name} + {recalib or 'none'} "
+    raise ValueError(f"pretrained=True: recalib packages no weights for {model_name} + {RecalibSpec.parse(recalib)} "
                      f"(packaged: {', '.join(packaged) or 'none'}); give an exported folder or 'hf-hub:<org>/<name>'")
 
 
@@ -227,7 +241,7 @@ def resolve_weights(
     pretrained: bool | str | os.PathLike[str],
     *,
     model_name: str,
-    recalib: str | None,
+    recalib: str | RecalibSpec | None,
     model_kwargs: Mapping[str, Any] | None = None,
     manifest: str | os.PathLike[str] | None = None,
     allow_unverified: bool = False,
@@ -368,7 +382,7 @@ def load_pretrained(
     tag: bool | str | os.PathLike[str],
     *,
     model_name: str,
-    recalib: str | None,
+    recalib: str | RecalibSpec | None,
     in_chans: int,
     num_classes: int,
     manifest: str | os.PathLike[str] | None = None,

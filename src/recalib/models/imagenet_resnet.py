@@ -11,9 +11,10 @@ last BN (bn2 of a basic block, bn3 of a bottleneck), before the addition: SE-Res
 28,088,024 parameters, as the released SENet models.
 
 MS-SAR's hidden width follows the paper's Table 5, which gives MS-SAR the parameters of SE on every ImageNet
-model: ``reduction=16`` (D' = C // (3 * 16) with the default scales; ResNet-50 28.03 M against SE's 28.09 M)
-unless the textual form or ``recalib_args`` sets ``reduction`` (docs/spec.md, section 1). The CIFAR models keep
-the text's D' = D/L (``reduction=1``, Section 4.1).
+model: ``create_model`` resolves the ``"se"`` budget rule (:meth:`recalib.modules.RecalibSpec.complete`) for
+these models, ``reduction=16`` (D' = C // (3 * 16) with the default scales; ResNet-50 28.03 M against SE's
+28.09 M) unless the spec sets ``reduction`` (docs/spec.md, section 1), and records it in ``model.recalib_spec``.
+The CIFAR models keep the text's D' = D/L (``reduction=1``, Section 4.1).
 
 Deviations from the papers: the bottleneck's stride is in the 3x3 convolution ("ResNet v1.5", torchvision),
 not in the first 1x1 (v1, the papers); ``stride_in_1x1=True`` builds v1. Parameters are identical, MACs
@@ -27,20 +28,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._common import RecalibSlot, ZooModel, feature_size, init_backbone, resolve_recalib
+from ._common import RecalibSlot, ZooModel, feature_size, init_backbone
 
-__all__ = ["ImageNetResNetConfig", "ImageNetResNet", "BasicBlock", "Bottleneck", "MSSAR_REDUCTION"]
-
-MSSAR_REDUCTION = 16  # MS-SAR's reduction on ImageNet: the paper's Table 5 budget (SE's parameters)
-
-
-def _paper_width(slot: RecalibSlot) -> RecalibSlot:
-    """The slot with MS-SAR's ImageNet reduction, unless the user set one."""
-    preset = getattr(slot.factory, "keywords", {})  # a functools.partial's own arguments
-    if slot.is_mssar and "reduction" not in slot.kwargs and "reduction" not in preset:
-        return resolve_recalib(slot, {"reduction": MSSAR_REDUCTION})
-    return slot
-
+__all__ = ["ImageNetResNetConfig", "ImageNetResNet", "BasicBlock", "Bottleneck"]
 
 @dataclass(frozen=True)
 class ImageNetResNetConfig:
@@ -126,7 +116,7 @@ class ImageNetResNet(ZooModel):
 
     def __init__(self, cfg: ImageNetResNetConfig, slot: RecalibSlot | None = None) -> None:
         super().__init__()
-        slot = _paper_width(slot or RecalibSlot(None))
+        slot = slot or RecalibSlot(None)
         self.cfg = cfg
         self.num_classes = cfg.num_classes
         block: type[BasicBlock] | type[Bottleneck] = BasicBlock if cfg.block == "basic" else Bottleneck

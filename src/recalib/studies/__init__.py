@@ -4,7 +4,7 @@ The shipped studies are package data, ``recalib/studies/shipped/*.toml`` (:func:
 
 One concept per module, in the order a study goes through them:
 
-* :mod:`.spec` — the TOML schema: :class:`Study`, :class:`Operator`, :class:`Variant`, validation;
+* :mod:`.schema` — the TOML schema: :class:`Study`, :class:`Operator`, :class:`Variant`, validation;
 * :mod:`.catalog` — finding and loading study files, choosing a variant;
 * :mod:`.plan` — the grid expanded into :class:`Run` records, filters, where each run stands;
 * :mod:`.cost` — the ``--dry-run`` cost model (throughputs and split sizes live there);
@@ -40,7 +40,7 @@ from .plan import (
 )
 from .report import write_report
 from .results import RunResult, collect_results
-from .spec import Operator, Study, Variant, parse_study, study_dir_name
+from .schema import Operator, Study, Variant, parse_study, study_dir_name
 from .stats import PairedDifference, mean_std, paired_difference, t_quantile
 
 __all__ = [

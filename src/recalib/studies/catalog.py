@@ -3,7 +3,7 @@
 The shipped studies are package data, ``recalib/studies/shipped/*.toml``, found with :mod:`importlib.resources`:
 the same files in a source checkout and in an installed wheel.
 
-``load_study(name, variant)`` reads a study's TOML file, validates it (:func:`recalib.studies.spec.parse_study`)
+``load_study(name, variant)`` reads a study's TOML file, validates it (:func:`recalib.studies.schema.parse_study`)
 and applies a variant: a name, ``"none"`` (the study as written) or ``"auto"`` (the variant marked
 ``auto = "no-gpu"`` when CUDA is unavailable).
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from .._names import suggestion
-from .spec import Study, parse_study
+from .schema import Study, parse_study
 
 try:
     import tomllib

@@ -16,7 +16,6 @@ import json
 from collections.abc import Sequence
 
 from .._format import progress_bar
-from .._spec import spec_or_none
 from ..data import get_dataset_info
 from ..models import create_model
 from ..models.complexity import complexity
@@ -53,7 +52,7 @@ def forward_macs(run: Run) -> int:
     key = _macs_key(run)
     if key not in _MACS_CACHE:
         name, spec, _, in_chans, size = key
-        model = create_model(name, num_classes=0, in_chans=in_chans, recalib=spec_or_none(spec),
+        model = create_model(name, num_classes=0, in_chans=in_chans, recalib=spec,
                              **dict(run.operator.model_args))
         _MACS_CACHE[key] = (complexity(model, (1, in_chans, size, size))["macs"], model.num_features)
     backbone, features = _MACS_CACHE[key]

@@ -40,7 +40,7 @@ from .plan import (
     stale_details,
     summary_message,
 )
-from .spec import Study
+from .schema import Study
 
 __all__ = ["launch_command", "prepare_run_folder", "run_study", "uses_torchrun"]
 

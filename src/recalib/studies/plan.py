@@ -25,7 +25,7 @@ from ..modules import get_recalib_class, parse_recalib_spec
 from ..train import resolve_config
 from ..train.config import TrainConfig, config_diff
 from ..train.runlock import lock_holder
-from .spec import Operator, Study
+from .schema import Operator, Study
 
 __all__ = ["DEFAULT_RESULTS", "LOG_FILE", "PLANNED_CONFIG", "STUDY_FILE", "Run", "make_run_id", "plan_runs", "run_status",
            "select_runs", "stale_details"]

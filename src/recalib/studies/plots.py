@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from .._io import atomic_write
 from .._optional import require
 from .results import RunResult, by_cell
-from .spec import Study
+from .schema import Study
 from .stats import mean_std
 
 if TYPE_CHECKING:

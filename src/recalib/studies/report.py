@@ -34,7 +34,7 @@ from .._optional import require
 from .plan import DEFAULT_RESULTS
 from .plots import plot_curves, plot_error_vs_macs
 from .results import RunResult, by_cell, collect_results, last_error
-from .spec import Study
+from .schema import Study
 from .stats import mean_std, paired_difference
 from .tables import diverged_text, jsonable, markdown
 

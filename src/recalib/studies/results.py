@@ -15,7 +15,7 @@ from typing import Any
 
 from .cost import forward_macs
 from .plan import Run, plan_runs, run_status, select_runs
-from .spec import Study
+from .schema import Study
 
 __all__ = ["RunResult", "by_cell", "collect_results", "last_error"]
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from .._format import format_count, markdown_table
 from .results import RunResult
-from .spec import Study
+from .schema import Study
 from .stats import PairedDifference, mean_std
 
 __all__ = ["diverged_text", "jsonable", "markdown"]

@@ -19,7 +19,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._spec import spec_or_none
 from ..models.complexity import params_and_macs
 from . import distributed
 from ._device import describe_device, resolve_amp
@@ -207,7 +206,7 @@ def _build_model(cfg: TrainConfig, info: Any, device: torch.device,
     from ..models._common import paired_init
 
     model = create_model(cfg.model, num_classes=info.num_classes, in_chans=info.in_chans,
-                         recalib=spec_or_none(cfg.recalib), **parse_model_args(cfg.model_args))
+                         recalib=cfg.recalib, **parse_model_args(cfg.model_args))
     if cfg.init == "paired":  # the backbone's weights depend on the seed only (TrainConfig.init)
         paired_init(model, cfg.seed)
     params, macs = params_and_macs(model, (1, info.in_chans, info.image_size, info.image_size))

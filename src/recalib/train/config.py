@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from .._names import unknown_name
+from ..modules import RecalibSpec
+from ..modules.spec import parse_keywords
 
 __all__ = [
     "AMP_MODES",
@@ -82,7 +84,8 @@ class TrainConfig:
     # What to train.
     recipe: str = _f("paper-cifar-resnet", "the recipe these values were resolved from (informational)")
     model: str = _f("resnet20", "model name from recalib.models.list_models()")
-    recalib: str = _f("none", "recalibration operator or spec, e.g. mssar, se, \"mssar(scales=(1, 2))\", none")
+    recalib: str = _f("none", "recalibration operator or spec, e.g. mssar, se, \"mssar(scales=(1, 2))\", none "
+                              "(stored in its one text form: none, NONE, identity and the empty text are \"none\")")
     model_args: str = _f("", "extra create_model keyword arguments in keyword syntax, e.g. \"multi_stage=True\" "
                             "or \"shortcut='B'\" (literals only)")
     dataset: str = _f("cifar10", "fashion-mnist, cifar10, cifar100 or imagenet (aliases such as fmnist are stored "
@@ -133,6 +136,11 @@ class TrainConfig:
                                      "process that stops responding ends the job after this long instead of hanging it")
 
     def __post_init__(self) -> None:
+        if self.recalib is None or isinstance(self.recalib, (str, RecalibSpec)):  # parsed once, where it enters
+            try:
+                object.__setattr__(self, "recalib", str(RecalibSpec.parse(self.recalib)))
+            except ValueError as exc:
+                raise ValueError(f"TrainConfig: recalib: {exc}") from None
         hints = typing.get_type_hints(TrainConfig)
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -213,12 +221,10 @@ class TrainConfig:
 
 def parse_model_args(text: str) -> dict[str, Any]:
     """``"multi_stage=True, shortcut='B'"`` -> ``{"multi_stage": True, "shortcut": "B"}`` (``ast``, never ``eval``)."""
-    from ..modules.registry import parse_recalib_spec
-
     if not text.strip():
         return {}
     try:
-        _, kwargs = parse_recalib_spec(f"model({text})")
+        _, kwargs = parse_keywords(f"model({text})", "model_args")
     except ValueError:
         raise ValueError(
             f"TrainConfig: model_args must be keyword arguments with literal values, e.g. \"multi_stage=True\", "

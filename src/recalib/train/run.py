@@ -37,7 +37,6 @@ from torch import nn
 from .._format import progress_bar
 from .._optional import install_hint
 from .._provenance import library_versions
-from .._spec import spec_or_none
 from . import distributed
 from ._device import resolve_amp, resolve_device
 from ._outputs import RUN_FILES, OutputError, append_metrics, plot_curves, summary, write_failure, write_json
@@ -212,6 +211,12 @@ def _save_epoch(run: Run, epoch: int, record: dict[str, Any]) -> None:
         raise OutputError(failure)
 
 
+def _recorded_spec(model: nn.Module) -> str | None:
+    """The complete operator spec the model recorded, as text (``None``: no operator)."""
+    spec = getattr(model, "recalib_spec", None)
+    return None if spec is None else str(spec)
+
+
 def _checkpoint_state(run: Run, epoch: int) -> dict[str, Any]:
     cfg, st, info = run.cfg, run.state, run.info
     return {
@@ -221,7 +226,7 @@ def _checkpoint_state(run: Run, epoch: int) -> dict[str, Any]:
         "steps_per_epoch": run.steps_per_epoch,
         "model": run.raw.state_dict(),
         "model_args": {"name": cfg.model, "num_classes": info.num_classes, "in_chans": info.in_chans,
-                       "recalib": spec_or_none(cfg.recalib), "kwargs": parse_model_args(cfg.model_args)},
+                       "recalib": _recorded_spec(run.raw), "kwargs": parse_model_args(cfg.model_args)},
         "optimizer": run.optimizer.state_dict(),
         "scaler": run.scaler.state_dict(),
         "config": cfg.to_dict(),

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from .._names import unknown_name
-from ..modules import parse_recalib_spec
+from ..modules import RecalibSpec
 from ..train.config import FIELD_NAMES, RECIPES
 
 __all__ = ["Operator", "Study", "Variant", "parse_study", "study_dir_name"]
@@ -67,7 +67,8 @@ _AUTO_CONDITIONS = ("no-gpu",)
 # ------------------------------------------------------------------------------------------ schema ---
 @dataclass(frozen=True)
 class Operator:
-    """One operator column of the grid: ``spec`` goes to ``TrainConfig.recalib``; ``model_args`` to the model."""
+    """One operator column of the grid: ``spec`` (the text of a checked :class:`recalib.modules.RecalibSpec`)
+    goes to ``TrainConfig.recalib``; ``model_args`` to the model."""
 
     key: str
     label: str
@@ -220,7 +221,7 @@ def _parse_operator(raw: Any, where: str) -> Operator:
     if not isinstance(spec, str) or not spec:
         raise _err(where, f"spec must be an operator name or spec string, got {spec!r}")
     try:
-        parse_recalib_spec(spec)
+        spec = str(RecalibSpec.parse(spec))  # parsed once, here; stored in its one text form
     except ValueError as exc:
         raise _err(where, f"spec {spec!r}: {exc}") from None
     model_args = t.get("model_args", {})
