@@ -75,7 +75,7 @@ def test_cli_prints_and_writes(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert [r["recalib"] for r in rows] == ["none", "ge", "sge"]
     base = complexity(create_model("resnet20", in_chans=1), 28)
     assert int(rows[0]["macs"]) == base["macs"] and int(rows[0]["params"]) == base["params"]
-    assert int(rows[2]["params"]) - base["params"] == 2 * (3 * 16 + 3 * 32 + 3 * 64)  # SGE: 2 G per block
+    assert int(rows[2]["params"]) - base["params"] == 2 * (3 * 4 + 3 * 8 + 3 * 16)  # SGE: 2 G per block, G = C / 4
 
 
 def test_cli_reports_bad_names(capsys: pytest.CaptureFixture[str]) -> None:
