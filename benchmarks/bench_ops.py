@@ -31,14 +31,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from baselines import ObviousMSSAR, ReferenceSGE  # noqa: E402
-
-from recalib.analysis.bench import (  # noqa: E402
+from harness import (  # noqa: E402
     environment,
     markdown_table,
     save_results,
     summarize,
     time_interleaved,
 )
+
 from recalib.modules import MSSAR, GatherExcite, Identity, SpatialGroupEnhance, SqueezeExcite  # noqa: E402
 
 SCHEMA = "recalib-bench-ops/1"

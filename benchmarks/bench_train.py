@@ -39,7 +39,8 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 
-from recalib.analysis.bench import environment, markdown_table, save_results, summarize  # noqa: E402
+from harness import environment, markdown_table, save_results, summarize  # noqa: E402
+
 from recalib.data import DatasetInfo, DeviceLoader, SmallDataset  # noqa: E402
 from recalib.models import create_model, model_info  # noqa: E402
 from recalib.train.engine import train_one_epoch  # noqa: E402

@@ -44,7 +44,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
-from recalib.analysis.bench import environment, write_json  # noqa: E402
+from harness import environment, write_json  # noqa: E402
 
 SCHEMA = "recalib-gpu-check/1"
 OPS = "se,ge,sge,mssar,mssar_sliding"

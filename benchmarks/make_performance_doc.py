@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from recalib.analysis.bench import markdown_table
+from harness import markdown_table
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

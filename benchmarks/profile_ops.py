@@ -26,8 +26,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from bench_ops import FORMATS, OPS, _step  # noqa: E402
+from harness import environment, save_results  # noqa: E402
 
-from recalib.analysis.bench import environment, save_results  # noqa: E402
 from recalib.modules import MSSAR, SqueezeExcite  # noqa: E402
 
 SCHEMA = "recalib-profile-ops/1"

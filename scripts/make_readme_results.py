@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))  # _git_tracked, also when loaded by path (tests)
 STUDY, VARIANT = "fashion-mnist", "cpu-budget"
 RUNS = Path("results") / "studies"  # relative to the checkout: the report records it in its commands
 OUT = ROOT / "results" / "fashion-mnist"
@@ -58,7 +59,7 @@ _GENERATED = re.compile(r"report generated [^;\n]*? with Python [0-9.]+")
 # ------------------------------------------------------------------------------------------- report ---
 def committed_run_files(root: Path = ROOT, variant: str = VARIANT) -> list[str]:
     """The study variant's run files that git tracks (paths relative to ``root``)."""
-    from recalib._provenance import git_tracked_files
+    from _git_tracked import git_tracked_files
 
     try:
         return git_tracked_files(root, RUNS / f"{STUDY}-{variant}")
@@ -73,7 +74,8 @@ def _needs_git(exc: Exception) -> SystemExit:
 def build_report(dest: Path, root: Path = ROOT, variant: str = VARIANT) -> Path:
     """Write the report of the variant's committed runs into ``dest``; return it. With no finished run yet, only
     ``report.json`` is written: the plan (every run unfinished) and no rows."""
-    from recalib._provenance import copy_git_tracked
+    from _git_tracked import copy_git_tracked
+
     from recalib.studies.catalog import load_study, shipped_studies_dir
     from recalib.studies.report import write_report
     from recalib.studies.results import collect_results

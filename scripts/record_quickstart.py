@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.wall is None:
             p.error("--from needs --wall (the measured wall seconds)")
         run_dir, wall = Path(args.src), args.wall
-    from recalib.analysis.bench import environment
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from harness import environment  # benchmarks/harness.py: development only
 
     record = {"command": command, "wall_seconds": wall, "cpu": environment("cpu")["device"]["cpu"], "cores": os.cpu_count(),
               "load_before": load_before, "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),

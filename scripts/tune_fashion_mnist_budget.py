@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))  # _git_tracked, also when loaded by path (tests)
 OUT = ROOT / "results" / "fashion-mnist" / "validation"
 EPOCHS = 5  # the study's budget
 
@@ -198,7 +199,7 @@ def sge_check_section(runs: Path) -> list[str]:
 
 def committed_copy(dest: Path) -> Path:
     """Copy the validation files git tracks under ``dest`` (runs in flight here stay out); return their folder."""
-    from recalib._provenance import copy_git_tracked
+    from _git_tracked import copy_git_tracked
 
     folder = OUT.relative_to(ROOT)
     try:

@@ -1,16 +1,14 @@
 """Where a result comes from: the git commit of the code and the versions of the libraries that produced it.
 
 The one home of provenance, written into every run's ``summary.json`` (:mod:`recalib.train`) and every
-benchmark's JSON (:mod:`recalib.analysis.bench`). It also tells committed result files from local ones, so that
-generated reports are built from what a fresh clone has (``scripts/make_readme_results.py``,
-``scripts/tune_fashion_mnist_budget.py``).
+benchmark's JSON (``benchmarks/harness.py``). Which result files git tracks is a development question, answered
+by ``scripts/_git_tracked.py``.
 """
 
 from __future__ import annotations
 
 import os
 import platform
-import shutil
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -21,7 +19,7 @@ import torch
 
 from . import __version__
 
-__all__ = ["copy_git_tracked", "git_commit", "git_state", "git_tracked_files", "library_versions"]
+__all__ = ["git_commit", "git_state", "library_versions"]
 
 
 def git_state(root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
@@ -46,27 +44,6 @@ def git_commit(root: str | os.PathLike[str] | None = None) -> str | None:
     if state["commit"] is None:
         return None
     return state["commit"] + ("-dirty" if state["dirty"] else "")
-
-
-def git_tracked_files(root: str | os.PathLike[str], folder: str | os.PathLike[str]) -> list[str]:
-    """Paths, relative to the checkout ``root``, of the files git tracks under ``folder`` (relative to ``root``).
-
-    Raises ``OSError`` or ``subprocess.CalledProcessError`` when ``root`` is not a git checkout.
-    """
-    listed = subprocess.run(["git", "ls-files", "-z", "--", str(folder)], cwd=root, check=True,
-                            capture_output=True, text=True, timeout=60).stdout
-    return [p for p in listed.split("\0") if p]
-
-
-def copy_git_tracked(root: str | os.PathLike[str], folder: str | os.PathLike[str],
-                     dest: str | os.PathLike[str]) -> list[str]:
-    """Copy the files git tracks under ``folder`` into ``dest`` at their paths relative to ``root``; list them."""
-    files = git_tracked_files(root, folder)
-    for rel in files:
-        target = Path(dest) / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(Path(root) / rel, target)
-    return files
 
 
 def library_versions() -> dict[str, str | None]:

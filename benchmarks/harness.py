@@ -1,5 +1,7 @@
 """Shared helpers of the benchmark scripts in ``benchmarks/``: what ran where, interleaved timers, JSON and tables.
 
+Development only (not part of the installed package): the scripts import it as ``harness`` from this folder.
+
 Timing rules (after airbench): warm up first; time candidates *interleaved*, one call of each per round, so
 that a machine whose load drifts (a shared CPU) penalises all of them alike; report medians and keep every
 raw time. On CUDA, CUDA events bracket each call and the host synchronises once per round, not per call.
@@ -20,9 +22,9 @@ from typing import Any
 
 import torch
 
-from .. import _format
-from .._io import write_text_atomic
-from .._provenance import git_state
+from recalib import _format
+from recalib._io import write_text_atomic
+from recalib._provenance import git_state
 
 __all__ = [
     "device_slug",
