@@ -30,7 +30,7 @@ from .catalog import list_studies, load_study
 from .launch import run_study
 from .plan import DEFAULT_RESULTS
 from .report import write_report
-from .spec import Study
+from .schema import Study
 
 __all__ = ["configure_parser", "report_results", "run"]
 
