@@ -119,3 +119,57 @@ def test_export_cli_errors_are_one_line(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "recalib", "export", str(tmp_path / "nope"), "--out",
                           str(tmp_path / "e")], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "does not exist" in out.stderr
+
+
+# -------------------------------------------------------------------------------------------- issue 22 ---
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_export_refuses_a_run_folder_or_a_foreign_folder(run_dir: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 22, item 4: `recalib export runs/x --out runs/x` replaced the run's config.json (no more resume)."""
+    before = _tree(run_dir)
+    with pytest.raises(ValueError, match="is a run folder"):
+        _export(run_dir, run_dir, monkeypatch)
+    assert _tree(run_dir) == before
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"holds files that are not a recalib export \(todo.txt\)"):
+        _export(run_dir, notes, monkeypatch)
+    assert _tree(notes) == {"todo.txt": b"mine"}
+
+
+def test_a_failed_export_over_an_export_leaves_the_old_one_whole(run_dir: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 22, item 4: a write failing during an export over an earlier one left new weights with the old
+    config.json (a checksum mismatch) and the old export gone."""
+    import os
+    import shutil
+
+    from recalib.train import load_checkpoint, save_checkpoint
+
+    out = _export(run_dir, tmp_path / "export", monkeypatch)
+    before = _tree(out)
+    other = tmp_path / "other"  # the same run with different weights
+    shutil.copytree(run_dir, other, ignore=shutil.ignore_patterns(".lock"))
+    ckpt = load_checkpoint(other / "checkpoint.pt")
+    ckpt["model"]["fc.bias"] += 1.0
+    save_checkpoint(ckpt, other / "checkpoint.pt")
+    real_fsync = os.fsync
+
+    def failing_fsync(fd: int) -> None:  # the disk fills up while config.json is written
+        if os.path.basename(os.readlink(f"/proc/self/fd/{fd}")).lstrip(".").startswith("config.json"):
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(OSError, match="No space left"):
+        _export(other, out, monkeypatch)
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert _tree(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "other"]  # no temporary folder left
+    create_model("resnet20", recalib="se", in_chans=1, num_classes=10, pretrained=str(out))  # still verifies
+    again = _export(other, out, monkeypatch)  # and an export over an export replaces it
+    assert _tree(again)["model.safetensors"] != before["model.safetensors"]

@@ -9,15 +9,17 @@ writer, the run folder's JSON files, study folders and reports.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write", "fsync_dir", "sha256_file", "write_json_atomic", "write_text_atomic"]
+__all__ = ["atomic_write", "fsync_dir", "open_own_file", "sha256_file", "write_json_atomic", "write_text_atomic"]
 
 
 def fsync_dir(folder: str | os.PathLike[str]) -> None:
@@ -47,7 +49,8 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "w", *, fsync: bool =
     path = Path(path)
     tmp = path.with_name(tmp_name or f".{path.name}.tmp")
     try:
-        with open(tmp, mode, newline=newline) as f:
+        tmp.unlink(missing_ok=True)  # a leftover, or a planted link: removed, never written through
+        with open(tmp, mode.replace("w", "x"), newline=newline) as f:  # "x": creates, follows no link
             yield f
             if fsync:
                 f.flush()
@@ -58,6 +61,34 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "w", *, fsync: bool =
         raise
     if fsync:
         fsync_dir(path.parent)
+
+
+def open_own_file(path: str | os.PathLike[str], flags: int, what: str) -> int:
+    """``os.open(path, flags)`` for a file that a user or a cloned repository may have planted (``what`` names it
+    in the message): a symbolic link is never followed and a FIFO never waited on; anything but a regular file
+    with no other hard link is a ``ValueError`` saying to delete it. The descriptor is in blocking mode."""
+    flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    problem = "a symbolic link" if os.path.islink(path) else None
+    if problem is None:
+        try:
+            fd = os.open(path, flags, 0o644)
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
+                raise
+            problem = "a symbolic link" if os.path.islink(path) else "not a regular file"
+        else:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                problem = "not a regular file (a FIFO, a device or a socket)"
+            elif info.st_nlink != 1:
+                problem = f"a file with {info.st_nlink - 1} other hard link(s)"
+            if problem is not None:
+                os.close(fd)
+            else:
+                os.set_blocking(fd, True)
+                return fd
+    raise ValueError(f"{what} {path} is {problem}: recalib never writes through a link nor waits on a FIFO it did "
+                     "not make; delete it and retry")
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str, *, fsync: bool = False) -> None:

@@ -201,3 +201,28 @@ def test_single_seed_reports_na(tmp_path):
     md = (out / "report.md").read_text()
     assert "[n/a] (n=1)" in md and "n/a (one seed)" in md
     assert out == results / "one" / "report"
+
+
+def test_a_bad_metrics_line_names_its_file(synthetic, tmp_path):
+    """Issue 22, item 11: a bad line of metrics.jsonl was reported without the file's name."""
+    study, results = synthetic
+    run = plan_runs(study, results)[4]
+    path = run.out / "metrics.jsonl"
+    path.write_text(path.read_text() + "{truncated\n")
+    with pytest.raises(ValueError, match=rf"^{path}, line 4: not JSON") as info:
+        rep.write_report(study, results, out=tmp_path / "r")
+    assert "\n" not in str(info.value)
+    path.write_text("[1, 2]\n")
+    with pytest.raises(ValueError, match=rf"^{path}, line 1: expected a JSON object per epoch"):
+        rep.write_report(study, results, out=tmp_path / "r")
+
+
+def test_a_bad_summary_is_reported_as_broken(synthetic, tmp_path):
+    """Issue 22, item 9: a summary.json holding [] crashed the report as it crashed `study run`."""
+    study, results = synthetic
+    run = plan_runs(study, results)[4]
+    (run.out / "summary.json").write_text("[]")
+    with pytest.raises(ValueError, match="not finished"):
+        rep.write_report(study, results, out=tmp_path / "r1")
+    out = rep.write_report(study, results, out=tmp_path / "r2", allow_incomplete=True)
+    assert [u["run"] for u in json.loads((out / "report.json").read_text())["unfinished"]] == [run.run_id]

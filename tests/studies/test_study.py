@@ -464,3 +464,93 @@ def test_a_diverged_run_is_called_diverged_by_run_and_report(tmp_path):
     with pytest.raises(ValueError, match=r"no finished runs .*; 1 run\(s\) diverged: resnet20__mssar__fashion-mnist"
                                          r"__s0 \(the training loss is not finite \(NaN or inf\) at global step 5\)"):
         write_report(study, results)
+
+
+# ------------------------------------------------------------ issue 22: broken folders, interleaved runners ---
+FINISHING_TRAINER = """#!{python}
+# Stands in for `python -m recalib train`: finishes the run at once and counts its launches.
+import json, os, sys
+cfg_path = sys.argv[sys.argv.index("--config") + 1]
+cfg = json.load(open(cfg_path))
+out = os.path.dirname(cfg_path)
+json.dump(cfg, open(os.path.join(out, "config.json"), "w"))
+open(os.path.join(out, "launches"), "a").write("x")
+json.dump({{"status": "completed", "epochs_completed": cfg["epochs"], "final_test_error": 10.0}},
+          open(os.path.join(out, "summary.json"), "w"))
+"""
+
+
+def _finishing(tmp_path: Path) -> Path:
+    fake = tmp_path / "finishing_python"
+    fake.write_text(FINISHING_TRAINER.format(python=sys.executable))
+    fake.chmod(0o755)
+    return fake
+
+
+def test_a_bad_summary_is_reported_as_broken_and_the_rest_runs(tmp_path):
+    """Issue 22, item 9: a summary.json holding [] or null crashed `study run`, --dry-run included."""
+    study = st.load_study(_write(tmp_path, MINI))
+    results = tmp_path / "res"
+    runs = st.plan_runs(study, results)
+    for run, text in zip(runs[:2], ("[]", "null")):
+        run.out.mkdir(parents=True)
+        (run.out / "summary.json").write_text(text)
+    assert [st.run_status(r) for r in runs] == ["broken", "broken", "pending", "pending"]
+    lines: list[str] = []
+    assert st.run_study(study, results, dry_run=True, echo=lines.append) == 0
+    assert "4 runs: 2 pending, 2 broken" in lines
+    assert sum(x.startswith("broken: ") and "is not a JSON object" in x for x in lines) == 2
+    lines.clear()
+    assert st.run_study(study, results, python=str(_finishing(tmp_path)), echo=lines.append) == 2
+    assert [st.run_status(r) for r in runs] == ["broken", "broken", "finished", "finished"]
+    assert not (runs[0].out / "launches").exists() and (runs[0].out / "summary.json").read_text() == "[]"
+    assert any("2 run(s) finished, 0 failed, 2 broken" in x for x in lines)
+
+
+def test_planted_lock_and_log_files_fail_their_run_only(tmp_path):
+    """Issue 22, item 1: train.log was opened through a planted link (the launcher appended to its target) and
+    a FIFO named .lock hung the study runner."""
+    study = st.load_study(_write(tmp_path, MINI))
+    results = tmp_path / "res"
+    runs = st.plan_runs(study, results)
+    victim = tmp_path / "precious.txt"
+    victim.write_text("DATA\n")
+    for r in runs[:2]:
+        r.out.mkdir(parents=True)
+    (runs[0].out / st.LOG_FILE).symlink_to(victim)
+    os.mkfifo(runs[1].out / ".lock")
+    assert st.run_status(runs[1]) == "broken"
+    lines: list[str] = []
+    assert st.run_study(study, results, python=str(_finishing(tmp_path)), echo=lines.append) == 2
+    assert victim.read_text() == "DATA\n" and (runs[0].out / st.LOG_FILE).is_symlink()
+    assert any(x.startswith(f"BROKEN {runs[0].run_id}: the log ") and "symbolic link" in x for x in lines)
+    assert any(x.startswith(f"broken: {runs[1].run_id}: the run lock") and "FIFO" in x for x in lines)
+    assert [st.run_status(r) for r in runs[2:]] == ["finished", "finished"]
+    assert not (runs[0].out / "launches").exists() and not (runs[1].out / "launches").exists()
+
+
+def test_interleaved_runners_never_relaunch_a_finished_run(tmp_path, monkeypatch):
+    """Issue 22, item 11: runner B planned while runner A still trained; once A had finished the run, B
+    launched it again (rewriting its summary). B now checks again once it holds the run's lock."""
+    study = st.load_study(_write(tmp_path, MINI), variant="one")
+    results = tmp_path / "res"
+    (run,) = st.plan_runs(study, results)
+    fake = _finishing(tmp_path)
+    real_status = launch.run_status
+    interleaved: list[str] = []
+
+    def status_then_runner_a(r, **kw):  # noqa: ANN001, ANN202
+        before = real_status(r, **kw)
+        if not interleaved:  # B has read the state; A now runs the whole study before B goes on
+            interleaved.append(before)
+            monkeypatch.setattr(launch, "run_status", real_status)
+            assert st.run_study(study, results, python=str(fake), echo=lambda _: None) == 0
+            monkeypatch.setattr(launch, "run_status", status_then_runner_a)
+        return before
+
+    monkeypatch.setattr(launch, "run_status", status_then_runner_a)
+    lines: list[str] = []
+    assert st.run_study(study, results, python=str(fake), echo=lines.append) == 0
+    assert interleaved == ["pending"]
+    assert (run.out / "launches").read_text() == "x"  # launched once, by runner A
+    assert any("finished meanwhile" in x and run.run_id in x for x in lines)

@@ -92,3 +92,63 @@ def test_rng_capture_restore(tmp_path) -> None:
     ck.restore_rng_state(ck.load_checkpoint(tmp_path / "r.pt")["rng"])
     got = (torch.rand(4), np.random.randn(3), random.random())
     assert torch.equal(expected[0], got[0]) and np.array_equal(expected[1], got[1]) and expected[2] == got[2]
+
+
+# -------------------------------------------------------------------------------------------- issue 22 ---
+@pytest.fixture(scope="module")
+def one_epoch(tmp_path_factory):
+    from recalib.train import resolve_config, train
+
+    out = tmp_path_factory.mktemp("run")
+    cfg = resolve_config("quick", subset=128, test_subset=100, epochs=1, batch_size=64, threads=1, device="cpu",
+                         progress=False, tensorboard=False, out=str(out))
+    train(cfg)
+    os.replace(out / ck.CHECKPOINT_NAME, out / "good.pt")
+    return cfg, out
+
+
+@pytest.mark.parametrize(("field", "value", "match"), [
+    ("rng", [], r"rng is \[\], expected a list of each process's generator states"),
+    ("rng", [{"torch": 5, "numpy": {}, "python": []}], r"generator states \(rng\) are malformed"),
+    ("history", 5, "history is 5, expected a list of per-epoch records"),
+    ("history", [{"epoch": 1}], "expected a list of per-epoch records"),
+    ("epoch", "1", "epoch is '1', expected an integer"),
+    ("wall_seconds", None, "wall_seconds is None, expected a number"),
+])
+def test_absurd_resume_fields_are_one_line_errors(one_epoch, tmp_path, field, value, match) -> None:
+    """Issue 22, item 11: rng=[] or history=5 in a checkpoint gave an IndexError / TypeError traceback."""
+    import dataclasses
+
+    from recalib.train import train
+
+    cfg, out = one_epoch
+    run = tmp_path / "run"
+    run.mkdir()
+    ck.save_checkpoint({**ck.load_checkpoint(out / "good.pt"), field: value}, run / ck.CHECKPOINT_NAME)
+    with pytest.raises(ValueError, match=match) as info:
+        train(dataclasses.replace(cfg, out=str(run)), resume=True)
+    assert "\n" not in str(info.value) and str(run / ck.CHECKPOINT_NAME) in str(info.value)
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    ({"num_classes": 10**11}, r"model_args.num_classes is 100000000000, not an integer in \[1, 1000000\]"),
+    ({"num_classes": 10.0}, "model_args.num_classes is 10.0"),
+    ({"in_chans": -1}, "model_args.in_chans is -1"),
+    ({"recalib": 5}, "model_args.recalib is 5"),
+    ({"kwargs": [1]}, r"model_args.kwargs is \[1\]"),
+])
+def test_absurd_model_args_are_one_line_errors(one_epoch, tmp_path, args, match) -> None:
+    """Issue 22, item 11: num_classes 1e11 in a checkpoint tried to allocate the layer (a traceback, or the
+    machine's memory) in eval and export."""
+    from recalib.pretrained import export_pretrained
+    from recalib.train.cli_eval import evaluate_checkpoint
+
+    _, out = one_epoch
+    state = ck.load_checkpoint(out / "good.pt")
+    path = tmp_path / ck.CHECKPOINT_NAME
+    ck.save_checkpoint({**state, "model_args": {**state["model_args"], **args}}, path)
+    for action in (lambda: ck.model_from_checkpoint(path), lambda: evaluate_checkpoint(path, device="cpu"),
+                   lambda: export_pretrained(path, tmp_path / "export", allow_dirty=True)):
+        with pytest.raises(ValueError, match=match) as info:
+            action()
+        assert "\n" not in str(info.value) and str(path) in str(info.value)

@@ -106,7 +106,7 @@ def test_a_write_error_stops_a_real_process_with_one_line(tmp_path) -> None:
 
     out = tmp_path / "run"
     proc = subprocess.run(_cmd(out), env=_env(), capture_output=True, text=True, timeout=300, preexec_fn=limit)
-    assert proc.returncode == 1, proc.stderr
+    assert proc.returncode == 2, proc.stderr  # issue 22, item 3: exit 2 (was 1), one line
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert f"cannot write {out / 'checkpoint.pt'}: File too large" in proc.stderr
     assert "no checkpoint was written yet" in proc.stderr

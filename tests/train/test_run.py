@@ -236,7 +236,7 @@ def test_full_disk_is_one_line_from_the_cli(tmp_path, monkeypatch, capsys) -> No
     argv = ["train", "--recipe", "quick", "--subset", "128", "--test-subset", "100", "--epochs", "1",
             "--batch-size", "64", "--threads", "1", "--device", "cpu", "--no-tensorboard", "--no-progress",
             "--out", str(tmp_path)]
-    assert main(argv) == 1
+    assert main(argv) == 2  # issue 22, item 3: exit 2 (it was 1), like every error the user can fix
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "No space left on device" in err and "no checkpoint was written yet" in err
     assert not (tmp_path / "checkpoint.pt").exists()
@@ -260,3 +260,174 @@ def test_the_schedule_is_the_one_source_of_the_rate(tmp_path) -> None:
     assert [first for first, _ in seen] == pytest.approx([expected[0]] * total)  # not a dead --lr value
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["lr"] for r in records] == pytest.approx([expected[3], expected[7]])
+
+
+# -------------------------------------------------------------------------------------------- issue 22 ---
+class _SmallDisk:
+    """A file whose writes fail as on a full disk once ``room`` bytes are written (torch's zip writer turns
+    that into ``RuntimeError: [enforce fail at inline_container.cc] unexpected pos``)."""
+
+    def __init__(self, f, room: int) -> None:  # noqa: ANN001
+        self._f, self._room = f, room
+
+    def write(self, data) -> int:  # noqa: ANN001
+        import errno
+
+        n = memoryview(data).nbytes
+        if n > self._room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self._room -= n
+        return self._f.write(data)
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        return getattr(self._f, name)
+
+    def __enter__(self) -> "_SmallDisk":
+        return self
+
+    def __exit__(self, *exc) -> None:  # noqa: ANN002
+        self._f.close()
+
+
+@pytest.fixture
+def small_disk(tmp_path, monkeypatch):
+    """A run folder on a disk with room for one checkpoint of ``tiny`` but not two: a tmpfs when the test runs as
+    root and can mount one, else the write of the second checkpoint's temporary file fails after 1000 bytes."""
+    import subprocess
+
+    import recalib._io
+
+    probe = tmp_path / "probe"
+    train(tiny(probe, epochs=1, subset=128, test_subset=100, tensorboard=False))
+    size = (probe / "checkpoint.pt").stat().st_size
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = os.geteuid() == 0 and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size * 3 // 2 + (256 << 10)}", "tmpfs", str(disk)],
+        capture_output=True).returncode == 0
+    if not mounted:
+        real_open, opened = open, []
+
+        def small_open(path, mode="r", *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+            f = real_open(path, mode, *args, **kwargs)
+            if ".checkpoint.pt.tmp-" in str(path):
+                opened.append(path)
+                return _SmallDisk(f, 10**12 if len(opened) == 1 else 1000)
+            return f
+
+        monkeypatch.setattr(recalib._io, "open", small_open, raising=False)
+    yield disk / "run"
+    if mounted:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_full_disk_inside_torch_save_is_one_line_and_keeps_the_last_checkpoint(small_disk, capsys) -> None:
+    """Issue 22, item 3: torch's zip writer raised RuntimeError on a full disk (only OSError was caught): a
+    30-line traceback. Now one line, exit 2, the last good checkpoint kept and named."""
+    from recalib.cli import main
+
+    argv = ["train", "--recipe", "quick", "--subset", "128", "--test-subset", "100", "--epochs", "2",
+            "--batch-size", "64", "--threads", "1", "--device", "cpu", "--no-tensorboard", "--no-progress",
+            "--out", str(small_disk)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"cannot write {small_disk / 'checkpoint.pt'}: No space left on device" in err
+    assert "checkpoint.pt still holds epoch 1" in err and "--resume" in err
+    assert load_checkpoint(small_disk / "checkpoint.pt")["epoch"] == 1
+    assert not [p for p in small_disk.iterdir() if ".tmp" in p.name]
+
+
+def _files(folder) -> dict[str, tuple[int, bytes]]:  # noqa: ANN001
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != ".lock"}
+
+
+def test_resuming_a_finished_run_rewrites_nothing(finished, tmp_path, monkeypatch) -> None:
+    """Issue 22, item 5: --resume on a complete run rewrote summary.json with this checkout's commit (a run
+    trained from a dirty tree became exportable) and --amp bf16 was recorded for an fp32 run."""
+    import shutil
+
+    import recalib.train._outputs as outputs
+
+    cfg, summary, out = finished
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    before = _files(run)
+    monkeypatch.setattr(outputs, "git_commit", lambda: "0123456789abcdef")  # a clean commit that did not train it
+    again = train(tiny(run, amp="bf16", threads=2), resume=True)
+    assert _files(run) == before  # not one byte, not one timestamp: config, metrics, summary, curves, tb
+    assert again == json.loads((run / "summary.json").read_text())
+    assert again["amp"] == "off" and again["git_commit"] == summary["git_commit"]
+
+
+def test_overwrite_removes_a_tb_link_never_its_target(finished, tmp_path) -> None:
+    """Issue 22, item 8: --overwrite with tb/ a symlink deleted five files, then failed on rmtree(link)."""
+    import shutil
+
+    cfg, _, out = finished
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(run / "tb", elsewhere)
+    (run / "tb").symlink_to(elsewhere, target_is_directory=True)
+    kept = sorted(p.name for p in elsewhere.iterdir())
+    # Something that cannot be deleted as a run file is found before anything is deleted.
+    (run / "summary.json").unlink()
+    (run / "summary.json").mkdir()
+    before = _files(run)
+    with pytest.raises(ValueError, match=r"summary.json is a folder, not the run's summary.json; move it away"):
+        train(tiny(run, epochs=1, tensorboard=False), overwrite=True)
+    assert _files(run) == before and (run / "tb").is_symlink()
+    (run / "summary.json").rmdir()
+    s = train(tiny(run, epochs=1, tensorboard=False), overwrite=True)
+    assert s["epochs_completed"] == 1 and not (run / "tb").exists()  # the link went, and only the link
+    assert sorted(p.name for p in elsewhere.iterdir()) == kept
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_an_interrupt_says_where_the_resumable_checkpoint_is(tmp_path, sig: str) -> None:
+    """Issue 22, item 11: SIGINT printed a traceback and SIGTERM ended training without a word."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "recalib", "train", "--recipe", "quick", "--subset", "128", "--test-subset", "100",
+           "--epochs", "3", "--batch-size", "64", "--threads", "1", "--device", "cpu", "--no-tensorboard",
+           "--no-progress", "--out", str(out)]
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RECALIB_")}, "OMP_NUM_THREADS": "1",
+           "RECALIB_TEST_CHECKPOINT_PAUSE": "2:120"}  # holds still while writing the checkpoint of epoch 2
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        end = time.monotonic() + 240
+        while not ((out / "checkpoint.pt").exists() and list(out.glob(".checkpoint.pt.tmp-*"))):  # epoch 2's
+            assert proc.poll() is None and time.monotonic() < end, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.05)
+        proc.send_signal(getattr(signal, sig))
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + getattr(signal, sig), err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith(f"recalib train: interrupted by {sig}: the resumable checkpoint is "
+                          f"{out / 'checkpoint.pt'} (epoch 1 of 3): continue with --resume"), err
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1 and not list(out.glob(".checkpoint.pt.tmp-*"))
+
+
+def test_a_failed_curves_write_names_curves_png(tmp_path, monkeypatch) -> None:
+    """Issue 22, item 11: a failed curves.png write was reported as metrics.jsonl."""
+    import errno
+
+    import recalib.train.run as run_mod
+    from recalib.train.run import OutputError
+
+    def no_room(*args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(run_mod, "plot_curves", no_room)
+    with pytest.raises(OutputError, match=r"cannot write \S*curves.png: No space left on device; training stopped "
+                                          r"and the checkpoint of epoch 1 was written") as info:
+        train(tiny(tmp_path, epochs=1, subset=128, test_subset=100, tensorboard=False))
+    assert "metrics.jsonl" not in str(info.value)

@@ -17,7 +17,6 @@ import codecs
 import functools
 import hashlib
 import io
-import json
 import os
 import pickle
 import shutil
@@ -161,19 +160,14 @@ def load_restricted_pickle(path: str | os.PathLike[str]) -> Any:
         raise DataError(f"{path}: not a readable CIFAR batch pickle ({type(err).__name__}: {err})") from err
 
 
-#: Inside an extraction folder: the SHA-256 of every extracted member, hashed from the verified archive.
-CHECKSUMS = "recalib-sha256.json"
-
-
 def _extract(archive: Path, spec: CifarArchive, name: str, data_dir: str | os.PathLike[str] | None) -> Path:
     """Directory holding ``spec.folder`` extracted from the verified ``archive`` (extracting it if needed).
 
     Extractions live in ``recalib-extracted/<first 16 hex of the SHA-256>/`` next to the archive (or under the
     download directory if that is read-only), are written to a temporary directory and renamed into place.
-    The SHA-256 of every member, read from the archive itself, is stored next to them (:data:`CHECKSUMS`) and
-    every extracted file is hashed again each time it is reused, so an edited or truncated batch is an error
-    rather than data. An extraction without that record (made by an older recalib) is checked against the
-    archive's members once and the record written.
+    Every time they are used, every extracted file is hashed and compared with the SHA-256 of the same member
+    read from the verified archive itself (never with a record stored next to the files, which whoever can
+    edit a batch can edit too), so an edited or truncated batch is an error rather than data.
     """
     key = spec.sha256[:16]
     roots = list(dict.fromkeys([archive.parent / "recalib-extracted" / key,
@@ -193,7 +187,6 @@ def _extract(archive: Path, spec: CifarArchive, name: str, data_dir: str | os.Pa
             continue
         try:
             _extract_members(archive, members, tmp)
-            (tmp / CHECKSUMS).write_text(json.dumps(_member_hashes(archive, members), indent=1, sort_keys=True))
             try:
                 os.rename(tmp, root)
             except OSError:
@@ -222,30 +215,30 @@ def _extract_members(archive: Path, members: list[str], dest: Path) -> None:
 
 
 def _member_hashes(archive: Path, members: list[str]) -> dict[str, str]:
-    """SHA-256 of each member's bytes, read from the (already verified) archive."""
-    hashes = {}
+    """SHA-256 of each member's bytes, read from the (already verified) archive; computed once per process for
+    an unchanged archive file."""
+    info = archive.stat()
+    return dict(_member_hashes_cached(str(archive), info.st_ino, info.st_size, info.st_mtime_ns, tuple(members)))
+
+
+@functools.lru_cache(maxsize=4)
+def _member_hashes_cached(archive: str, inode: int, size: int, mtime_ns: int,
+                          members: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    hashes = []
     try:
         with tarfile.open(archive, "r:gz") as tar:
             for info in tar.getmembers():
                 if info.name in members and info.isfile():
                     f = tar.extractfile(info)
                     assert f is not None  # a regular file
-                    hashes[info.name] = hashlib.sha256(f.read()).hexdigest()
+                    hashes.append((info.name, hashlib.sha256(f.read()).hexdigest()))
     except (tarfile.TarError, EOFError, zlib.error) as err:
         raise DataError(f"{archive}: corrupt archive ({err})") from err
-    return hashes
+    return tuple(hashes)
 
 
 def _verify_extraction(root: Path, archive: Path, members: list[str]) -> None:
-    record = root / CHECKSUMS
-    if record.is_file():
-        expected = json.loads(record.read_text())
-    else:  # extracted by an older recalib: hash the archive's members once
-        expected = _member_hashes(archive, members)
-        try:
-            record.write_text(json.dumps(expected, indent=1, sort_keys=True))
-        except OSError:
-            pass  # read-only: checked again next time
+    expected = _member_hashes(archive, members)
     for member in members:
         path = root / member
         got = sha256_file(path) if path.is_file() else "missing"

@@ -11,6 +11,10 @@ and writes into ``out``:
   weights and of the code that exported them, library versions, the training configuration;
 * ``README.md``: a model card (Hub front matter, preprocessing, metrics, provenance, how to load).
 
+The three files are written into a temporary folder next to ``out``, which then takes ``out``'s place, so a
+failed export leaves the previous export whole. ``out`` must be new, empty or an earlier export (those three
+files and nothing else): a run folder, or any folder holding other files, is refused rather than overwritten.
+
 Weights are only exported from a clean git tree (neither the exporting checkout nor, as its summary records,
 the training one may have uncommitted changes to tracked files): otherwise nobody could tell which code made
 them. ``allow_dirty=True`` (``--allow-dirty``) overrides this and says so in the card. Upload the folder with
@@ -24,15 +28,17 @@ import datetime
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_write, sha256_file
+from .._io import fsync_dir, sha256_file
 from .._provenance import git_commit, library_versions
 from ..models import create_model, model_info
 from ..models._cfg import default_pretrained_cfg
 from ..models._hub import CARD_NAME, CONFIG_NAME, FOLDER_FORMAT, WEIGHTS_NAME
-from ..train.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from ..train.checkpoint import CHECKPOINT_NAME, check_model_args, load_checkpoint
 
 __all__ = ["export_pretrained"]
 
@@ -42,9 +48,55 @@ def _code_commit() -> str | None:
     return git_commit()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    with atomic_write(path, "wb", fsync=True) as f:
-        f.write(data)
+_EXPORT_FILES = (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME)
+
+
+def _check_out(out: Path) -> None:
+    """``ValueError`` unless ``out`` is new, an empty folder or an earlier export (module docstring)."""
+    if out.is_symlink():
+        raise ValueError(f"--out {out} is a symbolic link; give the folder itself")
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder")
+    names = sorted(p.name for p in out.iterdir())
+    if not names:
+        return
+    if CHECKPOINT_NAME in names or "metrics.jsonl" in names or ".lock" in names:
+        raise ValueError(f"--out {out} is a run folder; exporting into it would replace the run's config.json (it "
+                         "could no longer be resumed). Give a new folder")
+    foreign = [n for n in names if n not in _EXPORT_FILES]
+    try:
+        is_export = json.loads((out / CONFIG_NAME).read_text()).get("format") == FOLDER_FORMAT
+    except (OSError, ValueError, AttributeError):
+        is_export = False
+    if foreign or not is_export:
+        raise ValueError(f"--out {out} holds files that are not a recalib export ({', '.join(foreign or names)}); "
+                         "give a new or empty folder, or an earlier export to replace")
+
+
+def _write_folder(out: Path, files: dict[str, bytes]) -> None:
+    """``out`` holds exactly ``files`` afterwards, or (on an error) what it held before."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.export-"))
+    old = tmp.with_name(tmp.name + "-old")
+    try:
+        for name, data in files.items():
+            with open(tmp / name, "xb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        fsync_dir(tmp)
+        if out.exists():
+            os.rename(out, old)  # an export killed right here leaves the previous one in .<name>.export-*-old
+        os.rename(tmp, out)
+    except BaseException:
+        if old.exists() and not out.exists():
+            os.rename(old, out)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    fsync_dir(out.parent)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def export_pretrained(source: str | os.PathLike[str], out: str | os.PathLike[str], *, allow_dirty: bool = False,
@@ -53,7 +105,7 @@ def export_pretrained(source: str | os.PathLike[str], out: str | os.PathLike[str
 
     Raises:
         ValueError: a dirty git tree (unless ``allow_dirty``), a checkpoint whose weights do not fit its model,
-            or an ``out`` that is a file.
+            or an ``out`` that is a file, a run folder or a folder holding anything but an earlier export.
         FileNotFoundError: no checkpoint at ``source``.
     """
     from safetensors.torch import save
@@ -65,6 +117,8 @@ def export_pretrained(source: str | os.PathLike[str], out: str | os.PathLike[str
     ckpt = load_checkpoint(ckpt_path)
     summary_path = run_dir / "summary.json"
     summary: dict[str, Any] = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    if not isinstance(summary, dict):
+        raise ValueError(f"{summary_path} is not a JSON object; restore the run's summary before exporting it")
     exported_at, trained_at = _code_commit(), summary.get("git_commit")
     dirty = [f"{what} ({commit})" for what, commit in (("the exporting checkout", exported_at),
                                                         ("the training checkout", trained_at))
@@ -73,10 +127,9 @@ def export_pretrained(source: str | os.PathLike[str], out: str | os.PathLike[str
         raise ValueError(f"refusing to export {ckpt_path}: uncommitted changes in {' and '.join(dirty)}; commit "
                          "them (and retrain) so the weights have a known commit, or pass --allow-dirty")
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; give a folder")
+    _check_out(out)
 
-    margs, config = ckpt["model_args"], dict(ckpt["config"])
+    margs, config = check_model_args(ckpt["model_args"], ckpt_path), dict(ckpt["config"])
     kwargs = dict(margs.get("kwargs", {}))
     model = create_model(margs["name"], num_classes=margs["num_classes"], in_chans=margs["in_chans"],
                          recalib=margs.get("recalib"), **kwargs)
@@ -109,10 +162,8 @@ def export_pretrained(source: str | os.PathLike[str], out: str | os.PathLike[str
               "num_classes": margs["num_classes"], "model_kwargs": kwargs,
               "pretrained_cfg": pretrained_cfg, "files": {WEIGHTS_NAME: {"sha256": digest, "bytes": len(blob)}},
               "metrics": metrics, "provenance": provenance, "description": description}
-    out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out / WEIGHTS_NAME, blob)
-    _write_atomic(out / CONFIG_NAME, (json.dumps(record, indent=2, default=str) + "\n").encode())
-    _write_atomic(out / CARD_NAME, model_card(record).encode())
+    _write_folder(out, {WEIGHTS_NAME: blob, CONFIG_NAME: (json.dumps(record, indent=2, default=str) + "\n").encode(),
+                        CARD_NAME: model_card(record).encode()})
     return out
 
 

@@ -23,7 +23,7 @@ from typing import IO, Any
 import torch
 
 from .._format import format_seconds
-from .._io import write_json_atomic
+from .._io import open_own_file, write_json_atomic
 from ..data import get_dataset_info
 from ..train.runlock import RunLock, RunLockedError, lock_holder
 from . import cost
@@ -32,6 +32,7 @@ from .plan import (
     PLANNED_CONFIG,
     STUDY_FILE,
     Run,
+    broken_details,
     epochs_done,
     final_error_text,
     plan_runs,
@@ -44,7 +45,7 @@ from .schema import Study
 
 __all__ = ["launch_command", "prepare_run_folder", "run_study", "uses_torchrun"]
 
-_STATES = ("finished", "resumable", "pending", "running", "diverged", "stale")
+_STATES = ("finished", "resumable", "pending", "running", "diverged", "stale", "broken")
 
 
 def uses_torchrun(study: Study, run: Run) -> bool:
@@ -116,12 +117,36 @@ class _Launcher:
     failed: int = 0
 
     def start(self, run: Run) -> _Slot | None:
-        """Lock the run's folder, write its planned config and start its training process (None: locked)."""
+        """Lock the run's folder, check that it still needs training, write its planned config and start its
+        training process (None: locked elsewhere, finished meanwhile by another runner, or broken)."""
         try:  # held from here on by the training process: never two trainings of one run
             lock = RunLock(run.out).acquire()
         except RunLockedError:
             self.skipped += 1
             self.echo(f"running elsewhere, skipped: {run.run_id} ({lock_holder(run.out)})")
+            return None
+        except (ValueError, OSError) as exc:  # a planted link or FIFO as .lock, an unwritable folder
+            self.failed += 1
+            self.echo(f"BROKEN {run.run_id}: {exc}")
+            return None
+        try:
+            return self._launch(run, lock)
+        finally:
+            lock.detach()  # the child holds the lock now (if one started), for as long as it lives
+
+    def _launch(self, run: Run, lock: RunLock) -> _Slot | None:
+        state = run_status(run, locked_here=True)  # another runner may have trained it since the plan was made
+        if state not in ("pending", "resumable"):
+            if state != "finished":
+                self.failed += 1
+            self.echo(f"{state} meanwhile (another runner?), not started: {run.run_id}")
+            return None
+        try:
+            log = os.fdopen(open_own_file(run.out / LOG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, "the log"),
+                            "ab")
+        except (ValueError, OSError) as exc:
+            self.failed += 1
+            self.echo(f"BROKEN {run.run_id}: {exc}")
             return None
         tr = uses_torchrun(self.study, run)
         env = dict(os.environ)
@@ -139,18 +164,18 @@ class _Launcher:
                 gpu = str(self.gpu_cursor % self.n_gpus)
                 self.gpu_cursor += 1
                 env["CUDA_VISIBLE_DEVICES"] = gpu
-        prepare_run_folder(run, runtime)
         cmd = launch_command(run, torchrun=tr, gpus=self.n_gpus or 1, python=self.python)
-        log = open(run.out / LOG_FILE, "ab")
-        log.write(f"\n$ {shlex.join(cmd)}\n".encode())
-        log.flush()
-        lock_env, lock_fds = lock.child_env()
-        env.update(lock_env)
         try:
+            prepare_run_folder(run, runtime)
+            log.write(f"\n$ {shlex.join(cmd)}\n".encode())
+            log.flush()
+            lock_env, lock_fds = lock.child_env()
+            env.update(lock_env)
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, pass_fds=lock_fds)
-            lock.describe(proc.pid)
-        finally:
-            lock.detach()  # the child holds the lock now, for as long as it lives
+        except BaseException:
+            log.close()
+            raise
+        lock.describe(proc.pid)
         where = f" on GPU {gpu}" if gpu is not None else (" via torchrun" if tr else "")
         self.echo(f"[{self.done + len(self.active) + 1}/{len(self.todo)}] start {run.run_id}{where} "
                   f"({self.states[run.run_id]})")
@@ -232,8 +257,8 @@ def _print_dry_run(study: Study, runs: Sequence[Run], states: Mapping[str, str],
          + f"; assumes {cost.THROUGHPUT_MACS_PER_S['cpu' if kind == 'cpu' else 'cuda-small']:.0e} MAC/s per "
          "device (recalib.studies.cost.THROUGHPUT_MACS_PER_S), 3x MACs per training image")
     for r in runs:
-        if states[r.run_id] == "stale":
-            echo(f"stale: {r.run_id}: {stale_details(r)}")
+        if states[r.run_id] in ("stale", "broken"):
+            echo(f"{states[r.run_id]}: {r.run_id}: {(stale_details if states[r.run_id] == 'stale' else broken_details)(r)}")
 
 
 def _check_launchable(runs: Sequence[Run], states: Mapping[str, str], todo: Sequence[Run], data_dir: str | None,
@@ -255,6 +280,8 @@ def _check_launchable(runs: Sequence[Run], states: Mapping[str, str], todo: Sequ
             echo(f"running elsewhere, skipped: {r.run_id} ({lock_holder(r.out)})")
         elif states[r.run_id] == "diverged":
             echo(f"diverged: {r.run_id}: {summary_message(r)}")
+        elif states[r.run_id] == "broken":
+            echo(f"broken: {r.run_id}: {broken_details(r)}")
 
 
 def run_study(
@@ -307,12 +334,13 @@ def run_study(
         left = {s: n for s, n in counts.items() if n and s != "finished"}
         echo("nothing to do: " + ("every selected run is finished" if not left else
                                   ", ".join(f"{n} {s}" for s, n in left.items()) + f", {counts['finished']} finished"))
-        return counts["diverged"]
+        return counts["diverged"] + counts["broken"]
     launcher = _Launcher(study, todo, states, parallel, n_gpus, echo, python=python, extra_env=extra_env,
                          data_dir=data_dir, threads=threads)
     t0 = time.perf_counter()
     launcher.run_all()
     echo(f"study {study.dir_name}: {len(todo) - launcher.failed - launcher.skipped} run(s) finished, "
          f"{launcher.failed} failed" + (f", {launcher.skipped} running elsewhere (skipped)" if launcher.skipped else "")
+         + (f", {counts['broken']} broken (listed above)" if counts["broken"] else "")
          + f", {format_seconds(time.perf_counter() - t0)} wall")
-    return launcher.failed
+    return launcher.failed + counts["broken"]

@@ -4,7 +4,8 @@ Every run is one :func:`recalib.train.train` call; its folder is ``<results>/<st
 Where a run stands is read from that folder: ``summary.json`` with status ``completed`` -> finished;
 ``diverged`` -> failed (kept, reported); ``checkpoint.pt`` -> resumable; nothing -> pending; a folder whose
 lock (:mod:`recalib.train.runlock`) another process holds -> running (elsewhere: skipped, never trained
-twice). A folder whose ``config.json`` differs from the plan (outside the run-time fields) is *stale* and
+twice); a ``summary.json`` that is not a JSON object, or a lock that is not a plain file (a planted link or
+FIFO) -> broken (reported with :func:`broken_details`, never launched, the other runs go on). A folder whose ``config.json`` differs from the plan (outside the run-time fields) is *stale* and
 stops the study with a message, so a changed study file never mixes two protocols in one table.
 """
 
@@ -27,8 +28,8 @@ from ..train.config import TrainConfig, config_diff
 from ..train.runlock import lock_holder
 from .schema import Operator, Study
 
-__all__ = ["DEFAULT_RESULTS", "LOG_FILE", "PLANNED_CONFIG", "STUDY_FILE", "Run", "make_run_id", "plan_runs", "run_status",
-           "select_runs", "stale_details"]
+__all__ = ["DEFAULT_RESULTS", "LOG_FILE", "PLANNED_CONFIG", "STUDY_FILE", "Run", "broken_details", "make_run_id",
+           "plan_runs", "read_summary", "run_status", "select_runs", "stale_details"]
 
 STUDY_FILE = "study.json"  # written into every run folder: what the run is within its study
 PLANNED_CONFIG = "planned_config.json"  # the TrainConfig the study launches the run with
@@ -125,8 +126,19 @@ def select_runs(runs: Sequence[Run], filters: Sequence[str]) -> list[Run]:
     return selected
 
 
-def run_status(run: Run) -> str:
-    """``finished``, ``diverged``, ``running``, ``stale``, ``resumable`` or ``pending`` (module docstring)."""
+def read_summary(out: Path) -> dict[str, Any] | None:
+    """The run folder's ``summary.json`` as a dict: ``{}`` without one or when it is not JSON (as before: the
+    run's state then comes from its checkpoint), None when it holds something else (``[]``, ``null``: broken)."""
+    try:
+        s = json.loads((out / "summary.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return s if isinstance(s, dict) else None
+
+
+def run_status(run: Run, *, locked_here: bool = False) -> str:
+    """``finished``, ``diverged``, ``running``, ``stale``, ``broken``, ``resumable`` or ``pending`` (module
+    docstring). ``locked_here``: this process holds the run's lock (the launcher's check before it starts one)."""
     out = run.out
     cfg_path = out / "config.json"
     if cfg_path.is_file():
@@ -136,21 +148,32 @@ def run_status(run: Run) -> str:
             return "stale"
         if config_diff(existing, run.config):
             return "stale"
-    if lock_holder(out) is not None:
-        return "running"
-    summary = out / "summary.json"
-    if summary.is_file():
+    if not locked_here:
         try:
-            s = json.loads(summary.read_text())
-        except json.JSONDecodeError:
-            s = {}
-        if s.get("status") == "completed" and s.get("epochs_completed") == run.config.epochs:
-            return "finished"
-        if s.get("status") == "diverged":
-            return "diverged"
+            if lock_holder(out) is not None:
+                return "running"
+        except ValueError:  # the lock is a link, a FIFO, ...
+            return "broken"
+    s = read_summary(out)
+    if s is None:
+        return "broken"
+    if s.get("status") == "completed" and s.get("epochs_completed") == run.config.epochs:
+        return "finished"
+    if s.get("status") == "diverged":
+        return "diverged"
     if (out / "checkpoint.pt").is_file():
         return "resumable"
     return "pending"
+
+
+def broken_details(run: Run) -> str:
+    """Why a run is broken (:func:`run_status`), and what to do."""
+    try:
+        lock_holder(run.out)
+    except ValueError as exc:
+        return str(exc)
+    return (f"{run.out / 'summary.json'} is not a JSON object; move it away (the run resumes from its checkpoint) "
+            "or delete the run folder")
 
 
 def stale_details(run: Run) -> str:
@@ -173,17 +196,13 @@ def epochs_done(run: Run) -> int:
 
 def summary_message(run: Run) -> str:
     """The ``message`` of a run's ``summary.json`` (why it diverged), or a pointer to its log."""
-    try:
-        message = json.loads((run.out / "summary.json").read_text()).get("message")
-    except (OSError, ValueError, AttributeError):
-        message = None
+    message = (read_summary(run.out) or {}).get("message")
     return str(message) if message else f"see {run.out / LOG_FILE}"
 
 
 def final_error_text(run: Run) -> str:
     """``final test error 7.12%`` from a finished run's ``summary.json`` (``finished`` if it has none)."""
     try:
-        s = json.loads((run.out / "summary.json").read_text())
-        return f"final test error {s['final_test_error']:.2f}%"
-    except (OSError, KeyError, TypeError, ValueError):
+        return f"final test error {(read_summary(run.out) or {})['final_test_error']:.2f}%"
+    except (KeyError, TypeError, ValueError):
         return "finished"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .cost import forward_macs
-from .plan import Run, plan_runs, run_status, select_runs
+from .plan import Run, plan_runs, read_summary, run_status, select_runs
 from .schema import Study
 
 __all__ = ["RunResult", "by_cell", "collect_results", "last_error"]
@@ -60,17 +60,28 @@ class RunResult:
 
 
 def _read_history(path: Path) -> list[dict[str, Any]]:
+    """The records of a ``metrics.jsonl``; a line that is not a JSON object is a ``ValueError`` naming the file."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise ValueError(f"{path}, line {number}: not JSON ({exc}); restore the file or rerun the run") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}, line {number}: expected a JSON object per epoch, got {line.strip()[:40]!r}")
+        records.append(record)
+    return records
 
 
 def collect_results(study: Study, results: str | os.PathLike[str], filters: Sequence[str] = ()) -> list[RunResult]:
     """Every planned run of ``study`` with its state, its ``metrics.jsonl`` records and its ``summary.json``."""
     out = []
     for run in select_runs(plan_runs(study, results), filters):
-        summary_path = run.out / "summary.json"
-        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+        summary = read_summary(run.out) or {}  # None: broken, reported as such by its status
         res = RunResult(run, run_status(run), _read_history(run.out / "metrics.jsonl"), summary)
         if res.finished and summary.get("macs") is None:  # runs made before recalib.complexity existed
             res.summary["macs"] = forward_macs(run)

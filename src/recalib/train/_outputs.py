@@ -8,6 +8,7 @@ epoch's line of ``metrics.jsonl``) is :mod:`.run`'s.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Iterable
@@ -101,13 +102,32 @@ def plot_curves(history: list[dict[str, Any]], path: Path, title: str, eval_name
     return True
 
 
+def run_files_to_remove(out: Path) -> list[Path]:
+    """The previous run's files in ``out`` that ``--overwrite`` deletes, after checking that every one can be:
+    ``ValueError`` (before anything is deleted) for a folder where a file belongs or a folder that cannot be
+    written. A symbolic link (``tb`` included) is removed itself, never its target."""
+    present = [out / name for name in RUN_FILES if os.path.lexists(out / name)]
+    folders = [out]
+    for p in present:
+        if p.is_dir() and not p.is_symlink():
+            if p.name != "tb":
+                raise ValueError(f"cannot start over in {out}: {p} is a folder, not the run's {p.name}; move it "
+                                 "away and retry")
+            folders += [Path(root) for root, _, _ in os.walk(p)]  # links inside are not followed
+    for folder in folders:
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ValueError(f"cannot start over in {out}: {folder} is not writable, so the previous run's files "
+                             "cannot be deleted; fix its permissions or choose another --out")
+    return present
+
+
 def remove_run_files(out: Path) -> None:
-    for name in RUN_FILES:
-        p = out / name
-        if p.is_dir():
+    """Delete the previous run's files (:func:`run_files_to_remove` checks them all first)."""
+    for p in run_files_to_remove(out):
+        if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p)
         else:
-            p.unlink(missing_ok=True)
+            p.unlink()
     remove_stale_temporaries(out)
 
 

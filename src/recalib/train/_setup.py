@@ -22,9 +22,18 @@ from torch import nn
 from ..models.complexity import params_and_macs
 from . import distributed
 from ._device import describe_device, resolve_amp
-from ._outputs import OutputError, amp_text, remove_run_files, write_failure, write_json, write_metrics
+from ._outputs import (
+    OutputError,
+    amp_text,
+    remove_run_files,
+    run_files_to_remove,
+    write_failure,
+    write_json,
+    write_metrics,
+)
 from .checkpoint import (
     CHECKPOINT_NAME,
+    check_resume_fields,
     load_checkpoint,
     load_model_weights,
     remove_stale_temporaries,
@@ -120,6 +129,13 @@ class RunState:
     best: float = float("inf")  # best test error so far
     wall_before: float = 0.0  # seconds spent by earlier sessions of a resumed run
     rank_checks: int = 0  # rank-consistency checks passed (``check_ranks``)
+    checkpointed: int = 0  # epochs the checkpoint on disk holds (what an interrupted run resumes from)
+    resumed_complete: bool = False  # resumed a run with nothing left to train: no file is rewritten
+
+    @property
+    def trains(self) -> bool:
+        """Whether this session trains (a resumed complete run does not, and rewrites nothing)."""
+        return not self.resumed_complete
 
     def wall_seconds(self) -> float:
         return self.wall_before + time.perf_counter() - self.session_start
@@ -183,6 +199,7 @@ def _open_checkpoint(cfg: TrainConfig, *, resume: bool, overwrite: bool) -> dict
     if ckpt_path.exists() and resume:
         ckpt = load_checkpoint(ckpt_path)
         require_keys(ckpt, _RESUME_KEYS, ckpt_path)
+        check_resume_fields(ckpt, ckpt_path)
         diff = config_diff(TrainConfig.from_dict(ckpt["config"]), cfg)
         if diff:
             details = "; ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in diff.items())
@@ -236,8 +253,13 @@ def _restore(ckpt: dict[str, Any], ckpt_path: Path, state: RunState, model: nn.M
                          f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     state.start_epoch, state.step, state.history = ckpt["epoch"], ckpt["step"], list(ckpt["history"])
     state.best, state.wall_before = ckpt["best_test_error"], ckpt["wall_seconds"]
+    state.checkpointed = state.start_epoch
     rngs = ckpt["rng"]
-    restore_rng_state(rngs[dinfo.rank] if len(rngs) == dinfo.world_size else rngs[0])
+    try:
+        restore_rng_state(rngs[dinfo.rank] if len(rngs) == dinfo.world_size else rngs[0])
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, RuntimeError) as exc:
+        raise ValueError(f"cannot resume {ckpt_path}: its generator states (rng) are malformed "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
 
 
 def _wrap(cfg: TrainConfig, model: nn.Module, device: torch.device, dinfo: distributed.DistInfo,
@@ -256,9 +278,10 @@ def _wrap(cfg: TrainConfig, model: nn.Module, device: torch.device, dinfo: distr
 
 
 def _start_outputs(run: Run, logger_names: list[str], logger_notice: str | None, resumed: bool) -> None:
-    """Rank 0 writes ``config.json`` and ``metrics.jsonl`` and opens the loggers; every rank logs the start."""
+    """Rank 0 writes ``config.json`` and ``metrics.jsonl`` and opens the loggers (unless a complete run was resumed:
+    then nothing is rewritten); every rank logs the start."""
     cfg, out = run.cfg, run.out
-    if run.dinfo.is_main:
+    if run.dinfo.is_main and run.state.trains:
         try:
             write_json(out / "config.json", cfg.to_dict())
             write_metrics(out / "metrics.jsonl", run.state.history)
@@ -294,6 +317,8 @@ def setup_run(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInf
     out = Path(cfg.out)
     logger_names, logger_notice = resolve_loggers(cfg.logger, cfg.tensorboard, out)  # before anything is written
     ckpt = _open_checkpoint(cfg, resume=resume, overwrite=overwrite)
+    if main and ckpt is None and overwrite:
+        run_files_to_remove(out)  # what --overwrite will delete can be deleted: checked before anything is built
     if main:
         remove_stale_temporaries(out)  # left by a killed process: this one holds the folder's lock
     if resume and ckpt is None:
@@ -314,6 +339,7 @@ def setup_run(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInf
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     if ckpt is not None:
         _restore(ckpt, out / CHECKPOINT_NAME, state, model, optimizer, scaler, steps_per_epoch, dinfo)
+        state.resumed_complete = state.start_epoch >= cfg.epochs
         log(f"resumed {out / CHECKPOINT_NAME} at epoch {state.start_epoch}, step {state.step}")
 
     if main and ckpt is None and overwrite:  # the new configuration, data and model are valid: now delete

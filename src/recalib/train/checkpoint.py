@@ -11,13 +11,16 @@ weights_only=True)`` reads it:
   ``best_test_error``, ``wall_seconds``;
 * ``rng``: one entry per process (rank order) with the torch, CUDA, numpy and Python generator states.
 
-Writing: the bytes go to a temporary file in the same folder, are flushed and ``fsync``-ed, and the file is
-renamed over the old checkpoint with ``os.replace`` (atomic on POSIX and Windows), then the folder is
-``fsync``-ed. A process killed at any moment leaves either the old or the new checkpoint, never a torn one.
+Writing: ``torch.save`` serialises into memory, the bytes go to a temporary file in the same folder, are
+flushed and ``fsync``-ed, and the file is renamed over the old checkpoint with ``os.replace`` (atomic on POSIX
+and Windows), then the folder is ``fsync``-ed. A process killed at any moment leaves either the old or the new
+checkpoint, never a torn one; a full disk is an ``OSError`` (``ENOSPC``), not the opaque ``RuntimeError`` that
+torch's zip writer raises when a write into a file fails.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import random
@@ -35,6 +38,8 @@ __all__ = [
     "CHECKPOINT_NAME",
     "FORMAT_VERSION",
     "capture_rng_state",
+    "check_model_args",
+    "check_resume_fields",
     "checkpoint_file",
     "load_checkpoint",
     "load_model_weights",
@@ -97,8 +102,10 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path
     """Write ``state`` to ``path`` atomically (temporary file in the same folder, fsync, ``os.replace``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     with atomic_write(path, "wb", fsync=True, tmp_name=f".{path.name}{_TMP_MARK}{os.getpid()}") as f:
-        torch.save(state, f)
+        f.write(buffer.getbuffer())  # a full disk: OSError(ENOSPC) here
         _test_pause(state)
     return path
 
@@ -173,6 +180,61 @@ def require_keys(ckpt: dict[str, Any], keys: tuple[str, ...], path: str | os.Pat
         raise ValueError(f"{path} is not a complete recalib checkpoint: it lacks {', '.join(lacking)}")
 
 
+_MAX_CLASSES, _MAX_CHANNELS, _MAX_COUNT = 1_000_000, 4096, 2**31 - 1
+
+
+def _is_int(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_model_args(args: Any, path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The checkpoint's ``model_args`` if every field has a plausible type and range; else one ``ValueError`` line
+    naming the field (a modified checkpoint must not allocate a 10^11-class layer or fail deep inside a model)."""
+    problem = None
+    if not isinstance(args, dict):
+        problem = f"model_args is {type(args).__name__}, not a mapping"
+    elif not isinstance(args.get("name"), str):
+        problem = f"model_args.name is {args.get('name')!r}, not a model name"
+    elif not _is_int(args.get("num_classes"), 1, _MAX_CLASSES):
+        problem = f"model_args.num_classes is {args.get('num_classes')!r}, not an integer in [1, {_MAX_CLASSES}]"
+    elif not _is_int(args.get("in_chans"), 1, _MAX_CHANNELS):
+        problem = f"model_args.in_chans is {args.get('in_chans')!r}, not an integer in [1, {_MAX_CHANNELS}]"
+    elif not isinstance(args.get("recalib"), (str, type(None))):
+        problem = f"model_args.recalib is {args.get('recalib')!r}, not an operator spec (a string) or None"
+    elif not isinstance(args.get("kwargs", {}), dict) or not all(isinstance(k, str) for k in args.get("kwargs", {})):
+        problem = f"model_args.kwargs is {args.get('kwargs')!r}, not a mapping of argument names"
+    if problem:
+        raise ValueError(f"{path} is not a valid recalib checkpoint: {problem}")
+    return args
+
+
+def check_resume_fields(ckpt: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """One ``ValueError`` line naming the first of a resume's fields whose type or range is absurd."""
+    checks = (
+        ("epoch", lambda v: _is_int(v, 0, _MAX_COUNT), "an integer >= 0"),
+        ("step", lambda v: _is_int(v, 0, 2**62), "an integer >= 0"),
+        ("steps_per_epoch", lambda v: _is_int(v, 1, _MAX_COUNT), "an integer >= 1"),
+        ("history", lambda v: isinstance(v, list) and all(
+            isinstance(r, dict) and _is_int(r.get("epoch"), 1, _MAX_COUNT) and _is_number(r.get("test_error"))
+            for r in v), "a list of per-epoch records (with epoch and test_error)"),
+        ("rng", lambda v: isinstance(v, list) and len(v) >= 1 and all(
+            isinstance(r, dict) and {"torch", "numpy", "python"} <= set(r) for r in v),
+         "a list of each process's generator states"),
+        ("best_test_error", _is_number, "a number"),
+        ("wall_seconds", _is_number, "a number"),
+        ("config", lambda v: isinstance(v, dict), "a mapping"),
+    )
+    for key, ok, expected in checks:
+        if key in ckpt and not ok(ckpt[key]):
+            shown = repr(ckpt[key])
+            raise ValueError(f"{path} is not a valid recalib checkpoint: {key} is "
+                             f"{shown if len(shown) <= 60 else shown[:57] + '...'}, expected {expected}")
+
+
 def load_model_weights(model: nn.Module, state: Any, path: str | os.PathLike[str]) -> None:
     """``model.load_state_dict(state)``, or one ``ValueError`` line saying why the weights in ``path`` do not fit."""
     from ..models._weights import fit_problems
@@ -203,7 +265,7 @@ def model_from_checkpoint(
     path = checkpoint_file(path)
     ckpt = load_checkpoint(path, map_location=map_location)
     require_keys(ckpt, ("model", "model_args", "config"), path)
-    args = ckpt["model_args"]
+    args = check_model_args(ckpt["model_args"], path)
     try:  # the architecture only: weights named in the record (pretrained=...) are refused, never fetched
         model = create_model(args["name"], num_classes=args["num_classes"], in_chans=args["in_chans"],
                              recalib=args.get("recalib"), **architecture_kwargs(args.get("kwargs", {}), str(path)))

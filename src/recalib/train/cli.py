@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import sys
+import threading
 import typing
 from pathlib import Path
 from typing import Any
@@ -129,6 +131,14 @@ def run(args: argparse.Namespace) -> int:
     from .engine import NonFiniteLossError
     from .run import OutputError, train
 
+    received: list[int] = []
+
+    def _on_sigterm(signum: int, frame: object) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt  # train() says where the resumable checkpoint is
+
+    previous = (signal.signal(signal.SIGTERM, _on_sigterm)
+                if threading.current_thread() is threading.main_thread() else None)
     try:
         config = config_from_args(args)
         check_names(model=config.model, recalib=config.recalib, dataset=config.dataset)
@@ -137,10 +147,21 @@ def run(args: argparse.Namespace) -> int:
             return 0
         apply_runtime_settings(config)  # threads, TF32, determinism: the entry point's business, not train()'s
         train(config, resume=args.resume, overwrite=args.overwrite)
-    except (NonFiniteLossError, OutputError, PeerTimeoutError) as exc:
+    except (NonFiniteLossError, PeerTimeoutError) as exc:
         print(f"recalib train: stopped: {exc}", file=sys.stderr)
         return 1
+    except OutputError as exc:  # a full disk, permissions: the folder's state is named, fix it and --resume
+        print(f"recalib train: stopped: {exc}", file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError) as exc:
         print(f"recalib train: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:
+        signum = received[0] if received else signal.SIGINT
+        detail = f": {exc}" if str(exc) else ""
+        print(f"recalib train: interrupted by {signal.Signals(signum).name}{detail}", file=sys.stderr)
+        return 128 + signum
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0

@@ -26,6 +26,7 @@ images for every seed), which is how recipes are tuned without looking at the te
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,13 +42,13 @@ from . import distributed
 from ._device import resolve_amp, resolve_device
 from ._outputs import RUN_FILES, OutputError, append_metrics, plot_curves, summary, write_failure, write_json
 from ._setup import Run, setup_run
-from .checkpoint import FORMAT_VERSION, capture_rng_state, save_checkpoint
+from .checkpoint import CHECKPOINT_NAME, FORMAT_VERSION, capture_rng_state, save_checkpoint
 from .config import TrainConfig, parse_model_args
 from .engine import NonFiniteLossError, evaluate, train_one_epoch
 from .loggers import resolve_loggers
 from .runlock import RunLock, RunLockedError
 
-__all__ = ["RUN_FILES", "OutputError", "resolve_amp", "resolve_device", "train"]
+__all__ = ["RUN_FILES", "OutputError", "TrainingInterrupted", "resolve_amp", "resolve_device", "train"]
 
 _SYNC_EVERY = 100  # steps between non-finite checks (one host sync each)
 
@@ -72,6 +73,8 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
             checkpoint is left in place (a checkpoint is only written when all are finite).
         OutputError: writing into ``config.out`` failed (e.g. a full disk); the previous checkpoint is intact.
         PeerTimeoutError: another process did not answer within ``config.dist_timeout`` seconds.
+        TrainingInterrupted: a ``KeyboardInterrupt`` (SIGINT, or SIGTERM where the entry point maps it so), with
+            where the resumable checkpoint is.
     """
     resolve_loggers(config.logger, config.tensorboard, config.out)  # a tracker that cannot start: an error before any write
     _, _, local_rank, _ = distributed.env_world()
@@ -79,6 +82,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
     dinfo = distributed.setup(device, timeout=config.dist_timeout)
     try:
         lock = _lock_run_folder(Path(config.out), dinfo)
+        run: Run | None = None
         try:
             run = setup_run(config, device, dinfo, resume=resume, overwrite=overwrite)
             try:
@@ -89,6 +93,8 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
                 raise
             run.loggers.finish(run.out)  # the run's files as artifacts, then close
             return result
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(_where_to_resume(Path(config.out), run)) from None
         except RuntimeError as exc:
             timed_out = distributed.as_peer_timeout(exc, config.dist_timeout) if dinfo.enabled else None
             if timed_out is None:
@@ -99,6 +105,21 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
                 lock.release()
     finally:
         distributed.cleanup(dinfo)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was interrupted; the message says where the resumable checkpoint is."""
+
+
+def _where_to_resume(out: Path, run: Run | None) -> str:
+    ckpt = out / CHECKPOINT_NAME
+    if run is None:
+        return (f"before training began; {ckpt} is unchanged: continue with --resume" if ckpt.is_file()
+                else f"before training began; nothing was trained in {out}")
+    if run.state.checkpointed:
+        return (f"the resumable checkpoint is {ckpt} (epoch {run.state.checkpointed} of {run.cfg.epochs}): "
+                "continue with --resume")
+    return f"in the first epoch, before any checkpoint: nothing to resume in {out}, rerun to start over"
 
 
 def _lock_run_folder(out: Path, dinfo: distributed.DistInfo) -> RunLock | None:
@@ -193,15 +214,21 @@ def _save_epoch(run: Run, epoch: int, record: dict[str, Any]) -> None:
         try:
             save_checkpoint(state, ckpt_path)
         except OSError as exc:
-            failure = write_failure(ckpt_path, exc, f"checkpoint.pt still holds epoch {epoch}" if epoch
+            kept = run.state.checkpointed
+            failure = write_failure(ckpt_path, exc, f"{CHECKPOINT_NAME} still holds epoch {kept}" if kept
                                     else "no checkpoint was written yet")
         else:
+            run.state.checkpointed = epoch + 1
+            written = f"the checkpoint of epoch {epoch + 1} was written"
             try:
                 append_metrics(out / "metrics.jsonl", record)
-                plot_curves(run.state.history, out / "curves.png", run.title, run.data.eval_set)
             except OSError as exc:
-                failure = write_failure(Path(exc.filename or out / "metrics.jsonl"), exc,
-                                        f"the checkpoint of epoch {epoch + 1} was written")
+                failure = write_failure(out / "metrics.jsonl", exc, written)
+            else:
+                try:
+                    plot_curves(run.state.history, out / "curves.png", run.title, run.data.eval_set)
+                except OSError as exc:
+                    failure = write_failure(out / "curves.png", exc, written)
         if failure is None:
             run.loggers.log_epoch(record)
     del state
@@ -279,9 +306,23 @@ def _first_non_finite(model: nn.Module, eval_loss: float) -> str | None:
 
 
 # --------------------------------------------------------------------------------------- finish ---
+def _read_summary(path: Path) -> dict[str, Any] | None:
+    """A complete run's ``summary.json`` (None if it is missing or not a completed summary)."""
+    try:
+        kept = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return kept if isinstance(kept, dict) and kept.get("status") == "completed" else None
+
+
 def _finish(run: Run) -> dict[str, Any]:
     """Rank 0 writes ``summary.json`` (and ``curves.png`` if no epoch drew it); every rank returns the summary."""
     out, history = run.out, run.state.history
+    if not run.state.trains:  # a resumed complete run: its summary stays as it was written
+        kept = _read_summary(out / "summary.json")
+        if kept is not None:
+            distributed.barrier()
+            return kept
     if run.dinfo.is_main and history and not (out / "curves.png").exists():
         try:  # before summary.json, which lists the files the folder holds
             if not plot_curves(history, out / "curves.png", run.title, run.data.eval_set):
@@ -289,6 +330,8 @@ def _finish(run: Run) -> dict[str, Any]:
         except OSError as exc:  # the run is complete; only the picture is missing
             run.log(f"could not write {out / 'curves.png'}: {exc.strerror or exc}")
     result = summary(run, "completed")
+    if not run.state.trains:  # its summary was lost: this checkout's commit and settings did not train it
+        result.update(git_commit=None, amp=None, device=None)
     if run.dinfo.is_main:
         try:
             write_json(out / "summary.json", result)

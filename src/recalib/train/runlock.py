@@ -1,9 +1,19 @@
 """The run-folder lock: at most one process trains in a run folder at a time.
 
-``<out>/.lock`` is held with an exclusive advisory lock (``fcntl.flock`` on POSIX, ``msvcrt.locking`` on
-Windows) while a run trains. The kernel drops the lock when the process ends, however it ends (SIGKILL
-included), so a lock is never stale and there is nothing to clean up. The file holds who holds it (host, pid,
-start time) for the message another process gets; it stays in the folder, empty, when the run ends.
+``<out>/.lock`` is held with an exclusive advisory lock while a run trains: an open-file-description lock
+(``fcntl`` ``F_OFD_SETLK``) on Linux, ``fcntl.flock`` on other POSIX systems, ``msvcrt.locking`` on Windows.
+The kernel drops the lock when the process ends, however it ends (SIGKILL included), so a lock is never stale
+and there is nothing to clean up. The file holds who holds it (host, pid, start time) for the message another
+process gets, as a fixed-size record rewritten in place (never truncated); it stays in the folder, blank, when
+the run ends.
+
+The lock file is untrusted (a run folder can come from a cloned repository): it is opened with
+``O_NOFOLLOW`` and ``O_NONBLOCK`` and used only if it is a regular file with no other hard link, so a planted
+symbolic link, hard link or FIFO is a one-line ``ValueError`` instead of a write into another file or a hang.
+
+:func:`lock_holder` looks without taking: on Linux it asks the kernel whether the lock is held
+(``F_OFD_GETLK``), so looking never makes a concurrent acquirer fail. (Elsewhere it briefly takes the lock to
+look, as ``flock`` has no way to ask.)
 
 A launcher (the study runner) takes the lock itself and hands it to the training process it starts: the
 child inherits the locked file (``subprocess.Popen(..., pass_fds=...)``) and the variable
@@ -16,45 +26,88 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
+from .._io import open_own_file
+
 __all__ = ["LOCK_NAME", "RunLock", "RunLockedError", "lock_holder"]
 
 LOCK_NAME = ".lock"
 HELD_ENV = "RECALIB_RUN_LOCK_HELD"
+_RECORD_BYTES = 256  # the holder record: this many bytes at the start of the lock file, rewritten in place
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
+# Open-file-description locks (Linux >= 3.15): owned by the open file (inherited with it, like flock), and
+# F_OFD_GETLK tells whether another holds one without taking it. ``struct flock`` as on 64-bit Linux.
+_OFD = (fcntl is not None and sys.platform.startswith("linux") and hasattr(fcntl, "F_OFD_SETLK")
+        and struct.calcsize("P") == 8)
+_FLOCK_STRUCT = "hhqqi4x"  # l_type, l_whence, l_start, l_len (0: the whole file), l_pid (0 for OFD locks)
+
 
 class RunLockedError(ValueError):
     """Another process holds the lock of a run folder."""
 
 
+def _ofd_request(kind: int) -> bytes:
+    return struct.pack(_FLOCK_STRUCT, kind, os.SEEK_SET, 0, 0, 0)
+
+
 def _try_lock(fd: int) -> bool:
     try:
-        if fcntl is not None:
+        if _OFD:
+            fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _ofd_request(fcntl.F_WRLCK))
+        elif fcntl is not None:  # pragma: no cover - macOS, BSD
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         else:  # pragma: no cover - Windows
             import msvcrt
 
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-    except OSError:  # BlockingIOError (POSIX) or PermissionError (Windows): held elsewhere
+    except OSError:  # EAGAIN / EACCES (POSIX) or PermissionError (Windows): held elsewhere
         return False
     return True
 
 
-def _read_holder(path: Path) -> str:
+def _held_elsewhere(fd: int) -> bool:
+    """Whether another open file holds the lock; on Linux without taking it (``F_OFD_GETLK``)."""
+    if _OFD:
+        answer = fcntl.fcntl(fd, fcntl.F_OFD_GETLK, _ofd_request(fcntl.F_WRLCK))
+        return bool(struct.unpack(_FLOCK_STRUCT, answer)[0] != fcntl.F_UNLCK)
+    if not _try_lock(fd):  # pragma: no cover - no way to ask without taking
+        return True
+    return False  # closing fd releases the probe's lock
+
+
+def _open_lock_file(path: Path, *, create: bool, write: bool = True) -> int:
+    """A descriptor of the lock file ``path`` if it is a plain file of its own (module docstring);
+    ``FileNotFoundError`` when it does not exist and ``create`` is false, ``ValueError`` for a link, a FIFO..."""
+    flags = (os.O_RDWR if write else os.O_RDONLY) | (os.O_CREAT if create else 0)
+    return open_own_file(path, flags, "the run lock")
+
+
+def _read_record(fd: int) -> str:
     try:
-        text = path.read_text().strip()
+        text = os.pread(fd, _RECORD_BYTES, 0).decode("utf-8", "replace").strip()
     except OSError:
         text = ""
     return text or "another process"
+
+
+def _write_record(fd: int, text: str) -> None:
+    """``text`` as the fixed-size record at the start of the file (blank: nobody); never truncates."""
+    record = text.encode()[: _RECORD_BYTES - 1].ljust(_RECORD_BYTES - 1) + b"\n"
+    try:
+        os.pwrite(fd, record, 0)
+    except OSError:  # e.g. a full disk: the message another process gets is just less precise
+        pass
 
 
 class RunLock:
@@ -79,7 +132,8 @@ class RunLock:
         return os.environ.get(HELD_ENV) == str(self.path.resolve())
 
     def acquire(self) -> RunLock:
-        """Take the lock without waiting; :class:`RunLockedError` (a ``ValueError``) if another process holds it."""
+        """Take the lock without waiting; :class:`RunLockedError` (a ``ValueError``) if another process holds it,
+        ``ValueError`` if the lock file is not a plain file (a link, a FIFO: see the module docstring)."""
         if self.folder.exists() and not self.folder.is_dir():
             raise ValueError(f"--out {self.folder} is a file, not a folder; choose a folder for the run")
         if self.inherited():
@@ -87,12 +141,13 @@ class RunLock:
             self._describe()
             return self
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open_lock_file(self.path, create=True)
         if not _try_lock(fd):
+            holder = _read_record(fd)
             os.close(fd)
             raise RunLockedError(
-                f"{self.folder} is in use: {_read_holder(self.path)} is training in it (lock {self.path}); wait "
-                "for it to finish, stop it, or choose another --out"
+                f"{self.folder} is in use: {holder} is training in it (lock {self.path}); wait for it to finish, "
+                "stop it, or choose another --out"
             )
         self._fd = fd
         self._describe()
@@ -101,19 +156,24 @@ class RunLock:
     def describe(self, pid: int | None = None) -> None:
         """Record process ``pid`` (default: this one) as the holder, for the message others get."""
         stamp = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-        self._describe(f"pid {os.getpid() if pid is None else pid} on {socket.gethostname()} since {stamp}\n")
+        self._describe(f"pid {os.getpid() if pid is None else pid} on {socket.gethostname()} since {stamp}")
 
     def _describe(self, text: str | None = None) -> None:
         """Write who holds the lock (``text=""``: nobody) into the lock file; the lock holds even if this fails."""
         if text is None:
             self.describe()
             return
+        if self._fd is not None:
+            _write_record(self._fd, text)
+            return
+        try:  # inherited: the launcher's descriptor is not known here, so open the (checked) file again
+            fd = _open_lock_file(self.path, create=False)
+        except (OSError, ValueError):
+            return
         try:
-            with open(self.path, "r+") as f:
-                f.truncate(0)
-                f.write(text)
-        except OSError:  # e.g. a full disk: the message another process gets is just less precise
-            pass
+            _write_record(fd, text)
+        finally:
+            os.close(fd)  # another descriptor of the file: the launcher's lock is unaffected
 
     def release(self) -> None:
         """Drop the lock (a lock inherited from a launcher is dropped when the launcher's child ends)."""
@@ -148,15 +208,13 @@ class RunLock:
 
 
 def lock_holder(folder: str | os.PathLike[str]) -> str | None:
-    """Who holds the lock of ``folder`` (its description), or None if nobody does. Creates nothing."""
-    path = Path(folder) / LOCK_NAME
+    """Who holds the lock of ``folder`` (its description), or None if nobody does. Creates nothing, and on
+    Linux takes nothing (module docstring); ``ValueError`` if the lock file is not a plain file."""
     try:
-        fd = os.open(path, os.O_RDWR)
+        fd = _open_lock_file(Path(folder) / LOCK_NAME, create=False, write=False)
     except OSError:  # no lock file (or no folder): nobody has ever trained there with a lock
         return None
     try:
-        if _try_lock(fd):
-            return None  # closing fd below releases the probe's lock
-        return _read_holder(path)
+        return _read_record(fd) if _held_elsewhere(fd) else None
     finally:
         os.close(fd)
