@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from .._names import suggestion
 from . import distributed
 from .config import TrainConfig
 
@@ -31,7 +32,8 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps"
+                         + suggestion(name, ("auto", "cpu", "cuda", "mps"))) from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu")

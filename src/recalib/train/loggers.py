@@ -51,6 +51,7 @@ from urllib.parse import urlparse
 import torch
 
 from .._io import write_json_atomic
+from .._names import suggestion
 from .._provenance import git_state
 
 __all__ = ["ARTIFACTS", "LOGGERS", "LOGGER_IDS", "RunLoggers", "open_loggers", "parse_loggers", "plain_params",
@@ -79,7 +80,8 @@ def parse_loggers(text: str) -> list[str]:
     valid = ("auto", "none", *LOGGERS)
     unknown = [n for n in names if n not in valid]
     if unknown or not names:
-        raise ValueError(f"logger must be a comma-separated list of {', '.join(valid)}; got {text!r}")
+        hint = suggestion(unknown[0], valid) if unknown else ""
+        raise ValueError(f"logger must be a comma-separated list of {', '.join(valid)}; got {text!r}{hint}")
     if len(names) > 1 and ({"auto", "none"} & set(names)):
         raise ValueError(f"logger: 'auto' and 'none' stand alone, got {text!r}")
     return [] if names == ["none"] else list(dict.fromkeys(names))
