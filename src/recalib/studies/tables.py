@@ -170,8 +170,9 @@ def markdown(study: Study, numbers: dict[str, Any], prov: dict[str, Any], comman
     lines += _error_table(study, numbers["rows"])
     lines += _difference_table(study, numbers["rows"])
     lines += ["## Figures", "", "![training and test curves](curves.png)", "",
-              "*Training and test error (and test loss) per epoch, mean over seeds, band = ± 1 std — "
-              f"{sched}.*", "", "![error against MACs](error_vs_macs.png)", "",
-              f"*Last-epoch test error against MACs per image (paper Figure 5), mean ± std over seeds — {sched}.*",
+              "*Training and test error (and test loss) per epoch, mean over seeds, band = ± 1 std; the last panel "
+              f"zooms on the final epochs — {sched}.*", "", "![error against MACs](error_vs_macs.png)", "",
+              "*Last-epoch test error per operator: each seed a dot, mean ± 1 std; beside it the extra MACs per image "
+              f"over the baseline (the paper's Figure 5 as a dot plot) — {sched}.*",
               ""]
     return "\n".join(lines)
