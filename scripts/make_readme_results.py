@@ -97,7 +97,8 @@ def build_report(dest: Path, root: Path = ROOT, variant: str = VARIANT) -> Path:
                 dest.mkdir(parents=True, exist_ok=True)
                 plan = {"study": study.name, "variant": variant, "schedule": study.schedule, "rows": [],
                         "baseline": study.baseline, "reference": study.reference, "runs_planned": len(results),
-                        "unfinished": [{"run": r.run.run_id, "status": r.status} for r in results]}
+                        "unfinished": [{"run": r.run.run_id, "status": r.status} for r in results],
+                        "provenance": {"init": sorted({r.run.config.init for r in results})}}
                 (dest / "report.json").write_text(json.dumps(plan, indent=2) + "\n")
         finally:
             os.chdir(here)
