@@ -164,10 +164,10 @@ def test_elastic_restart_resumes_to_the_same_weights(tmp_path) -> None:
     ref = subprocess.Popen([sys.executable, *args, "--out", str(tmp_path / "ref")], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True, env=_env())
     out = tmp_path / "run"
-    agent = subprocess.Popen(_torchrun("--standalone", "--nproc_per_node=1", "--max-restarts=1", *args,
+    held = [str(Path(__file__).resolve().parent / "_paused_train.py"), "2:3", *args[2:]]  # epoch 2's write held
+    agent = subprocess.Popen(_torchrun("--standalone", "--nproc_per_node=1", "--max-restarts=1", *held,
                                        "--out", str(out)),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env={**_env(), "RECALIB_TEST_CHECKPOINT_PAUSE": "2:3"})
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
     # The worker holds still in the write of epoch 2's checkpoint (epoch 1's is in place).
     _wait_for(lambda: any(out.glob(".checkpoint.pt.tmp-*")) and (out / "checkpoint.pt").exists(), agent)
     (pid,) = _workers(agent.pid).values()

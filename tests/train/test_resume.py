@@ -2,8 +2,8 @@
 
 Real subprocesses of ``python -m recalib train`` on 256 Fashion-MNIST images, 3 epochs of 4 steps: one
 uninterrupted reference; one killed at some point after its first checkpoint; one killed in the middle of
-writing its second checkpoint (the test hook ``RECALIB_TEST_CHECKPOINT_PAUSE`` holds the process between
-the fsync of the temporary file and ``os.replace``). Both are resumed with ``--resume``.
+writing its second checkpoint (``tests/train/_paused_train.py`` holds the process between writing the
+temporary file and ``os.replace``). Both are resumed with ``--resume``.
 """
 
 import json
@@ -21,17 +21,19 @@ from recalib.train import load_checkpoint
 
 pytestmark = pytest.mark.slow
 
+PAUSED = str(Path(__file__).resolve().parent / "_paused_train.py")  # recalib with the checkpoint write held
 ARGS = ["--recipe", "quick", "--subset", "256", "--test-subset", "100", "--epochs", "3", "--batch-size", "64",
         "--threads", "1", "--device", "cpu", "--no-tensorboard", "--no-progress"]
 
 
-def _cmd(out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "recalib", "train", *ARGS, "--out", str(out), *extra]
+def _cmd(out: Path, *extra: str, hold: str | None = None) -> list[str]:
+    """``python -m recalib train ...``; ``hold="EPOCH:SECONDS"`` holds that epoch's checkpoint write."""
+    launcher = ["-m", "recalib"] if hold is None else [PAUSED, hold]
+    return [sys.executable, *launcher, "train", *ARGS, "--out", str(out), *extra]
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "RECALIB_TEST_CHECKPOINT_PAUSE"}
-    return {**env, "OMP_NUM_THREADS": "1", **extra}
+    return {**os.environ, "OMP_NUM_THREADS": "1", **extra}
 
 
 def _wait_for(cond, proc: subprocess.Popen, timeout: float = 120.0) -> None:  # noqa: ANN001
@@ -77,7 +79,7 @@ def test_sigkill_and_resume_is_bit_identical(tmp_path) -> None:
     reference = subprocess.Popen(_cmd(ref), env=_env(), **pipes)
 
     proc_killed = subprocess.Popen(_cmd(killed), env=_env(), **pipes)
-    proc_torn = subprocess.Popen(_cmd(torn), env=_env(RECALIB_TEST_CHECKPOINT_PAUSE="2:120"), **pipes)
+    proc_torn = subprocess.Popen(_cmd(torn, hold="2:120"), env=_env(), **pipes)
 
     # 1. Killed a moment after the first checkpoint appeared (somewhere in epoch 2).
     _wait_for(lambda: (killed / "checkpoint.pt").exists(), proc_killed)

@@ -3,6 +3,7 @@
 import json
 import math
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -394,11 +395,11 @@ def test_an_interrupt_says_where_the_resumable_checkpoint_is(tmp_path, sig: str)
     import time
 
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "recalib", "train", "--recipe", "quick", "--subset", "128", "--test-subset", "100",
+    paused = str(Path(__file__).resolve().parent / "_paused_train.py")  # holds epoch 2's checkpoint write
+    cmd = [sys.executable, paused, "2:120", "train", "--recipe", "quick", "--subset", "128", "--test-subset", "100",
            "--epochs", "3", "--batch-size", "64", "--threads", "1", "--device", "cpu", "--no-tensorboard",
            "--no-progress", "--out", str(out)]
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RECALIB_")}, "OMP_NUM_THREADS": "1",
-           "RECALIB_TEST_CHECKPOINT_PAUSE": "2:120"}  # holds still while writing the checkpoint of epoch 2
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RECALIB_")}, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         end = time.monotonic() + 240

@@ -14,12 +14,15 @@ import pytest
 from recalib.train import resolve_config, train
 from recalib.train.runlock import LOCK_NAME, RunLock, RunLockedError, lock_holder
 
+PAUSED = str(Path(__file__).resolve().parent / "_paused_train.py")  # recalib with the checkpoint write held
 ARGS = ["--recipe", "quick", "--subset", "128", "--test-subset", "100", "--epochs", "1", "--batch-size", "64",
         "--threads", "1", "--device", "cpu", "--no-tensorboard", "--no-progress"]
 
 
-def _cmd(out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "recalib", "train", *ARGS, "--out", str(out), *extra]
+def _cmd(out: Path, *extra: str, hold: str | None = None) -> list[str]:
+    """``python -m recalib train ...``; ``hold="EPOCH:SECONDS"`` holds that epoch's checkpoint write."""
+    launcher = ["-m", "recalib"] if hold is None else [PAUSED, hold]
+    return [sys.executable, *launcher, "train", *ARGS, "--out", str(out), *extra]
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -46,7 +49,7 @@ def test_lock_is_exclusive_and_dies_with_its_holder(tmp_path) -> None:
 def test_second_training_in_a_live_run_folder_is_refused(tmp_path) -> None:
     out = tmp_path / "run"
     # The first process holds still between writing its temporary checkpoint and renaming it.
-    first = subprocess.Popen(_cmd(out), env=_env(RECALIB_TEST_CHECKPOINT_PAUSE="1:120"), stdout=subprocess.PIPE,
+    first = subprocess.Popen(_cmd(out, hold="1:120"), env=_env(), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:
         end = time.monotonic() + 120

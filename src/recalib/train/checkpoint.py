@@ -24,9 +24,8 @@ import io
 import os
 import pickle
 import random
-import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -53,9 +52,6 @@ __all__ = [
 FORMAT_VERSION = 1
 CHECKPOINT_NAME = "checkpoint.pt"
 _TMP_MARK = ".tmp-"
-# Test hook (tests/train/test_resume.py): "EPOCH:SECONDS" sleeps once the temporary file is written, before
-# its fsync and os.replace, when the checkpoint of that epoch is written, so that a test can kill the process there.
-_PAUSE_ENV = "RECALIB_TEST_CHECKPOINT_PAUSE"
 
 
 # ---------------------------------------------------------------------------------------- RNG ---
@@ -105,17 +101,15 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path
     buffer = io.BytesIO()
     torch.save(state, buffer)
     with atomic_write(path, "wb", fsync=True, tmp_name=f".{path.name}{_TMP_MARK}{os.getpid()}") as f:
-        f.write(buffer.getbuffer())  # a full disk: OSError(ENOSPC) here
-        _test_pause(state)
+        _write_temporary(state, f, buffer.getbuffer())
     return path
 
 
-def _test_pause(state: dict[str, Any]) -> None:
-    spec = os.environ.get(_PAUSE_ENV)
-    if spec:
-        epoch, seconds = spec.split(":")
-        if int(epoch) == state.get("epoch"):
-            time.sleep(float(seconds))
+def _write_temporary(state: dict[str, Any], f: IO[bytes], data: memoryview) -> None:
+    """Write the serialised ``state`` into the open temporary file (a full disk: ``OSError(ENOSPC)`` here): the
+    step between creating it and renaming it into place. Tests patch it to hold a process there
+    (tests/train/_paused_train.py); the library has no switch for that."""
+    f.write(data)
 
 
 def remove_stale_temporaries(folder: str | os.PathLike[str], name: str = CHECKPOINT_NAME) -> list[Path]:
