@@ -91,9 +91,10 @@ def _verdict(values: list[tuple[str, float | None]], limit: float, upper: bool =
 
 # The issue's targets, all at the level a user feels: a whole network's training step (ratios of step times).
 NETWORK_TARGETS = [
-    ("resnet56", "eager", "new_mssar_over_se", 1.20, "ResNet-56 (32×32, batch 128): MS-SAR network ÷ SE network"),
+    ("resnet56", "eager", "new_mssar_over_se", 1.10, "ResNet-56 (32×32, batch 128): MS-SAR network ÷ SE network"),
     ("resnet56", "compile", "new_mssar_over_se", 1.20, "ResNet-56, torch.compile: MS-SAR network ÷ SE network"),
-    ("resnet50", "eager", "new_mssar_over_se", 1.15,
+    ("resnet20", "eager", "new_mssar_over_se", 1.15, "ResNet-20 (28×28, one channel, batch 128): MS-SAR ÷ SE network"),
+    ("resnet50", "eager", "new_mssar_over_se", 1.05,
      "ResNet-50 (224, batch 16, channels_last), zoo default MS-SAR (reduction 16): MS-SAR ÷ SE network"),
     ("resnet50", "eager", "recalib_se_over_timm_se", 1.00, "ResNet-50: recalib's SE-ResNet-50 ÷ timm's seresnet50"),
 ]
@@ -110,8 +111,9 @@ def network_section(compare: list[dict[str, Any]]) -> str:
     out = []
     for d in compare:
         cfg = d["config"]
+        clock = {"thread": "this thread's CPU time", "wall": "wall time"}.get(cfg.get("clock", "wall"), "wall time")
         out.append(f"* {_env_line(d)}; old code = commit `{cfg['old_commit']}`, modes {cfg['modes']}, "
-                   f"median of {cfg['rounds']} interleaved rounds of {cfg['steps']} step(s) after a warm-up. {cfg['note']}\n")
+                   f"median of {cfg['rounds']} interleaved rounds of {cfg['steps']} step(s) after a warm-up, timed by {clock}. {cfg['note']}\n")
     rows = []
     for model, mode, key, limit, label in NETWORK_TARGETS:
         r = ratios.get((model, mode))
@@ -212,7 +214,7 @@ comes from those files; do not edit by hand).
 | what | command (from a clone, `pip install -e .`) | output |
 |---|---|---|
 | operator forward+backward times | `python3 benchmarks/bench_ops.py` | `benchmarks/results/ops-<device>.json` + `.md` |
-| training step, old code against this checkout | `python3 benchmarks/bench_train.py --compare-old 65da483 --threads 1 --compare-modes eager --tag eager` (and `--compare-modes compile --tag compile`) | `benchmarks/results/train-compare-<device>-<tag>.json` + `.md` |
+| training step, old code against this checkout | `python3 benchmarks/bench_train.py --compare-old 1dd012b --threads 1 --models resnet56 --compare-modes eager --tag r56-eager` (one run per model and mode: `resnet20`, `resnet56`, `resnet50`; `eager`, `compile`) | `benchmarks/results/train-compare-<device>-<tag>.json` + `.md` |
 | training throughput | `python3 benchmarks/bench_train.py` | `benchmarks/results/train-<device>.json` + `.md` |
 | profiles behind the shortfalls | `python3 benchmarks/profile_ops.py` | `benchmarks/results/profile-<device>.json` |
 | this document | `python3 benchmarks/make_performance_doc.py` | `docs/performance.md` |
@@ -230,13 +232,19 @@ compare ratios measured in the same run, not absolute times across runs.
 Plain autograd, no custom `autograd.Function` (`docs/operators.md`): each operator's forward is its paper's
 equations, its learnable layers are called submodules, and composability (double backward, `torch.func`,
 `torch.fx`, `torch.compile(fullgraph=True)`, `torch.export`, ONNX) is tested for every variant in
-`tests/modules/test_composability.py`. MS-SAR's regional cell means of all scales are one matrix product of x
-with the 0/1 cell-membership matrix (H·W × Σ cells, 21 cells for scales 1, 2, 4) scaled by the cell sizes, and
-Eq. 2 (each position's mean over the scales of its cells' gates) is one product with its transpose; both follow
-x's memory format. A separable variant (row bands, then column bands: 7 multiply-adds per element instead of 21)
-was measured slower at the CIFAR shapes (many tiny batched products) and no faster at 56×56, so it was dropped. The sliding strategy uses one integral image for every scale. Until commit 65da483 the operators used a
-pair of fused autograd functions that shared a buffer between the multiply's and the pooling's backward; the
-network-level tables at the top say what removing them cost.
+`tests/modules/test_composability.py`; `docs/export.md` lists what every export and compile path supports.
+MS-SAR's cells and windows are computed from the input's size with tensor operations, so one exported graph
+serves every size. Its regional pooling and Eq. 2 have two formulations of the one partition
+(`modules/_pooling.py`): where the finest cells of all scales tile the map in blocks at least 4 columns wide
+(32×32, 16×16 and 56×56 with scales 1, 2, 4), block views — x is summed once into its finest cells and multiplied
+once by the rows of the combined gate, O(1) work per element as in SE, in reductions and broadcasts that
+`torch.compile` fuses; elsewhere (sides the scales do not divide, narrow blocks, symbolic sizes under export)
+one product with the 0/1 cell-membership matrix (H·W × Σ cells, 21 cells for scales 1, 2, 4) and one with its
+transpose. Measured at the operator (forward + backward, one thread, CPU time): blocks were 1.3–1.5× faster
+than the product at 32×32 and 28×28 but 1.7× slower at 8×8, hence the width rule. A separable variant (row
+bands, then column bands: 7 multiply-adds per element instead of 21) was slower than both at the CIFAR shapes
+(thin matrix products), and index-based gathers for Eq. 2 slower still, so neither was kept. The sliding strategy
+uses one integral image for every scale.
 
 Baselines (`benchmarks/baselines.py`): the *obvious MS-SAR* is the issue's formulation (per scale adaptive
 average pooling — the averaging matrices of docs/spec.md's partition where K does not divide the map, since adaptive pooling's windows
@@ -254,7 +262,7 @@ def render(results: Path, include_quick: bool = False) -> str:
     ops_gpu = next((Ops(d) for d in ops if d["env"]["device"]["type"] == "cuda"), None)
     compare = _load(results, "train-compare", include_quick)
     head, rest = INTRO.split("## Re-running", 1)
-    out = [head, "## The training step, old fused path against plain autograd\n\n", NETWORK_NOTE, network_section(compare)]
+    out = [head, "## The training step, old code against this checkout\n\n", NETWORK_NOTE, network_section(compare)]
     out += ["\n## Re-running" + rest, OPS_NOTE]
     if prof:
         out.append("\n## Profiles\n\n" + PROFILE_NOTE)
@@ -272,8 +280,10 @@ def render(results: Path, include_quick: bool = False) -> str:
 
 NETWORK_NOTE = """What a user feels is a whole network's training step (forward, backward, SGD update), not an
 operator's call. `bench_train.py --compare-old <commit>` builds the SE and MS-SAR networks from the old code (a
-temporary git worktree of that commit, imported as `recalib_old`) and from this checkout, with the same
-arguments (so the same function), and times them interleaved in one process, CPU float32.
+temporary git worktree of that commit, or `--old-src`, imported as `recalib_old`) and from this checkout, with
+the same arguments (so the same function), and times their training steps interleaved in one process, CPU
+float32, by the thread's CPU time (with one thread, time spent waiting for a core on a shared machine does not
+count).
 
 `torch.compile` on CPU is not a free speed-up: its training step can be slower than eager, and with channels_last
 it has been measured much slower on this 2-core machine, so `recalib train --compile` on a CPU logs a warning. Where a compile run
