@@ -232,7 +232,7 @@ compare ratios measured in the same run, not absolute times across runs.
 Plain autograd, no custom `autograd.Function` (`docs/operators.md`): each operator's forward is its paper's
 equations, its learnable layers are called submodules, and composability (double backward, `torch.func`,
 `torch.fx`, `torch.compile(fullgraph=True)`, `torch.export`, ONNX) is tested for every variant in
-`tests/modules/test_composability.py`; `docs/export.md` lists what every export and compile path supports.
+`tests/modules/test_composability.py`; `scripts/make_export_doc.py` tables what every export and compile path supports.
 MS-SAR's cells and windows are computed from the input's size with tensor operations, so one exported graph
 serves every size. Its regional pooling and Eq. 2 have two formulations of the one partition
 (`modules/_pooling.py`): where the finest cells of all scales tile the map in blocks at least 4 columns wide
