@@ -275,6 +275,12 @@ def test_a_checkpoint_naming_weights_rebuilds_nothing_and_fetches_nothing(
                                     "kwargs": {"pretrained": "hf-hub:org/evil"}}}, tmp_path / "checkpoint.pt")
     assert main(["eval", "--checkpoint", str(tmp_path / "checkpoint.pt"), "--device", "cpu"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+    from recalib.pretrained.export import export_pretrained
+
+    (tmp_path / "summary.json").write_text(json.dumps({"status": "completed"}))
+    with pytest.raises(ValueError, match="may only describe the architecture, not pretrained"):
+        export_pretrained(tmp_path, tmp_path / "export", allow_dirty=True)  # export rebuilds it the same way
+    assert not (tmp_path / "export").exists()
     assert asked == []
 
 

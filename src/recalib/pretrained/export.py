@@ -35,7 +35,7 @@ from typing import Any
 
 from .._io import fsync_dir, sha256_file
 from .._provenance import git_commit, library_versions
-from ..models import create_model, model_info
+from ..models import architecture_kwargs, create_model, model_info
 from ..models._cfg import default_pretrained_cfg
 from ..models._hub import CARD_NAME, CONFIG_NAME, FOLDER_FORMAT, WEIGHTS_NAME
 from ..train.checkpoint import CHECKPOINT_NAME, check_model_args, load_checkpoint
@@ -130,7 +130,7 @@ def export_pretrained(source: str | os.PathLike[str], out: str | os.PathLike[str
     _check_out(out)
 
     margs, config = check_model_args(ckpt["model_args"], ckpt_path), dict(ckpt["config"])
-    kwargs = dict(margs.get("kwargs", {}))
+    kwargs = architecture_kwargs(margs.get("kwargs", {}), str(ckpt_path))  # never fetches weights named in it
     model = create_model(margs["name"], num_classes=margs["num_classes"], in_chans=margs["in_chans"],
                          recalib=margs.get("recalib"), **kwargs)
     try:
