@@ -72,3 +72,14 @@ def test_atomic_write_newline_for_csv(tmp_path):
     with atomic_write(tmp_path / "t.csv", newline="") as f:
         csv.writer(f).writerows([["a", "b"], [1, 2]])
     assert (tmp_path / "t.csv").read_bytes() == b"a,b\r\n1,2\r\n"  # the csv module's own line ends, untranslated
+
+
+def test_atomic_write_never_follows_a_planted_temporary(tmp_path):
+    """A link planted where the temporary file goes is removed, not written through."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    path = tmp_path / "out.txt"
+    (tmp_path / ".out.txt.tmp").symlink_to(victim)
+    with atomic_write(path) as f:
+        f.write("new")
+    assert victim.read_text() == "keep" and path.read_text() == "new" and not path.is_symlink()

@@ -17,14 +17,13 @@ Downloads stream into a temporary file next to the destination, are verified, an
 from __future__ import annotations
 
 import os
-import tempfile
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from .._format import progress_bar
-from .._io import sha256_file
+from .._io import atomic_write, sha256_file
 from ._base import DataError, DataNotFoundError
 
 __all__ = [
@@ -69,7 +68,7 @@ def download_target(name: str, data_dir: str | os.PathLike[str] | None) -> Path:
     return (Path(root).expanduser() if root is not None else cache_dir()) / name
 
 
-def _fetch(url: str, out: BinaryIO, desc: str) -> None:
+def _fetch(url: str, out: IO[bytes], desc: str) -> None:
     """Stream ``url`` into ``out``; a tqdm bar on stderr when it is a terminal. Network errors raise ``OSError``."""
     request = urllib.request.Request(url, headers={"User-Agent": "recalib"})
     with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
@@ -93,25 +92,21 @@ def download_file(url: str, dest: str | os.PathLike[str], sha256: str, digest: D
     dest = Path(dest)
     created = [d for d in (dest.parent, *dest.parent.parents) if not d.exists()]  # removed again on failure
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
     ok = False
     try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_write(dest, "wb", fsync=True, tmp_name=tmp.name) as f:  # renamed into place if verified
             _fetch(url, f, desc=dest.name)
             f.flush()
-            os.fsync(f.fileno())
-        got = digest(tmp)
-        if got != sha256:
-            raise DataError(
-                f"checksum mismatch downloading {url}: expected SHA-256 {sha256}, got {got} "
-                f"({tmp.stat().st_size} bytes). The download was corrupted or the file on the server changed; "
-                f"nothing was written to {dest}. Retry, or fetch the file by hand and check it with sha256sum."
-            )
-        os.replace(tmp, dest)
+            got = digest(tmp)
+            if got != sha256:
+                raise DataError(
+                    f"checksum mismatch downloading {url}: expected SHA-256 {sha256}, got {got} "
+                    f"({tmp.stat().st_size} bytes). The download was corrupted or the file on the server changed; "
+                    f"nothing was written to {dest}. Retry, or fetch the file by hand and check it with sha256sum."
+                )
         ok = True
     finally:
-        tmp.unlink(missing_ok=True)
         if not ok:
             for d in created:
                 try:

@@ -23,7 +23,7 @@ from .checkpoint import CHECKPOINT_NAME, remove_stale_temporaries
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from ._setup import Run
+    from ._setup import TrainingRun
 
 __all__ = ["RUN_FILES", "OutputError"]
 
@@ -135,7 +135,7 @@ def amp_text(amp_dtype: Any) -> str:
     return str(amp_dtype).replace("torch.", "") if amp_dtype else "off"
 
 
-def summary(run: Run, status: str, message: str | None = None) -> dict[str, Any]:
+def summary(run: TrainingRun, status: str, message: str | None = None) -> dict[str, Any]:
     """The content of ``summary.json`` for ``run`` as it stands."""
     cfg, st, data = run.cfg, run.state, run.data
     last = st.history[-1] if st.history else {}

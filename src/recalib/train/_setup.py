@@ -1,4 +1,4 @@
-"""Everything :func:`recalib.train.train` builds before its first step, gathered in one :class:`Run`.
+"""Everything :func:`recalib.train.train` builds before its first step, gathered in one :class:`TrainingRun`.
 
 The device and AMP settings, the data (:class:`Data`), the checkpoint to resume from and the checks that it
 fits, the model, SGD with Nesterov momentum and weight decay on every parameter (the papers' choice,
@@ -44,7 +44,7 @@ from .config import TrainConfig, config_diff, parse_model_args
 from .loggers import RunLoggers, open_loggers, resolve_loggers
 from .schedule import LRSchedule
 
-__all__ = ["Data", "Run", "RunState", "setup_run"]
+__all__ = ["Data", "TrainingRun", "RunState", "setup_run"]
 
 _VAL_SPLIT_SEED = 0  # the held-out validation images do not depend on --seed
 _RESUME_KEYS = ("config", "epoch", "step", "model", "steps_per_epoch", "optimizer", "scaler", "history",
@@ -142,7 +142,7 @@ class RunState:
 
 
 @dataclass
-class Run:
+class TrainingRun:
     """One training run as :func:`setup_run` built it: configuration, data, model, optimizer, outputs."""
 
     cfg: TrainConfig
@@ -277,7 +277,7 @@ def _wrap(cfg: TrainConfig, model: nn.Module, device: torch.device, dinfo: distr
     return compiled, train_model
 
 
-def _start_outputs(run: Run, logger_names: list[str], logger_notice: str | None, resumed: bool) -> None:
+def _start_outputs(run: TrainingRun, logger_names: list[str], logger_notice: str | None, resumed: bool) -> None:
     """Rank 0 writes ``config.json`` and ``metrics.jsonl`` and opens the loggers (unless a complete run was resumed:
     then nothing is rewritten); every rank logs the start."""
     cfg, out = run.cfg, run.out
@@ -304,7 +304,7 @@ def _start_outputs(run: Run, logger_names: list[str], logger_notice: str | None,
 
 
 def setup_run(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInfo, *, resume: bool,
-              overwrite: bool) -> Run:
+              overwrite: bool) -> TrainingRun:
     """Check ``cfg``, decide new run or resume, build data, model and optimizer; delete an overwritten run's files
     only once all of that succeeded; write ``config.json`` and open the loggers."""
     from ..data import get_dataset_info
@@ -347,7 +347,7 @@ def setup_run(cfg: TrainConfig, device: torch.device, dinfo: distributed.DistInf
     distributed.barrier()
 
     compiled, train_model = _wrap(cfg, model, device, dinfo, log)
-    run = Run(cfg=cfg, info=info, device=device, dinfo=dinfo, log=log, data=data, raw=model, compiled=compiled,
+    run = TrainingRun(cfg=cfg, info=info, device=device, dinfo=dinfo, log=log, data=data, raw=model, compiled=compiled,
               train_model=train_model, optimizer=optimizer, scaler=scaler, schedule=schedule, amp_dtype=amp_dtype,
               params=params, macs=macs, state=state, loggers=RunLoggers([], 0))
     _start_outputs(run, logger_names, logger_notice, resumed=ckpt is not None)

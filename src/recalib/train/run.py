@@ -1,6 +1,6 @@
 """``train(config) -> summary``: one training run, from data to ``summary.json``.
 
-Three phases over one :class:`~._setup.Run` (what was built) and its :class:`~._setup.RunState` (what changes):
+Three phases over one :class:`~._setup.TrainingRun` (what was built) and its :class:`~._setup.RunState` (what changes):
 :func:`~._setup.setup_run` builds the data (``recalib.data``), the model
 (``recalib.models.create_model``), the optimizer, the learning-rate function (:mod:`.schedule`) and the resume
 state; :func:`_train_epochs` loops over epochs with :func:`.engine.train_one_epoch` and :func:`.engine.evaluate`;
@@ -41,7 +41,7 @@ from .._provenance import library_versions
 from . import distributed
 from ._device import resolve_amp, resolve_device
 from ._outputs import RUN_FILES, OutputError, append_metrics, plot_curves, summary, write_failure, write_json
-from ._setup import Run, setup_run
+from ._setup import TrainingRun, setup_run
 from .checkpoint import CHECKPOINT_NAME, FORMAT_VERSION, capture_rng_state, save_checkpoint
 from .config import TrainConfig, parse_model_args
 from .engine import NonFiniteLossError, evaluate, train_one_epoch
@@ -82,7 +82,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
     dinfo = distributed.setup(device, timeout=config.dist_timeout)
     try:
         lock = _lock_run_folder(Path(config.out), dinfo)
-        run: Run | None = None
+        run: TrainingRun | None = None
         try:
             run = setup_run(config, device, dinfo, resume=resume, overwrite=overwrite)
             try:
@@ -111,7 +111,7 @@ class TrainingInterrupted(KeyboardInterrupt):
     """Training was interrupted; the message says where the resumable checkpoint is."""
 
 
-def _where_to_resume(out: Path, run: Run | None) -> str:
+def _where_to_resume(out: Path, run: TrainingRun | None) -> str:
     ckpt = out / CHECKPOINT_NAME
     if run is None:
         return (f"before training began; {ckpt} is unchanged: continue with --resume" if ckpt.is_file()
@@ -141,7 +141,7 @@ def _lock_run_folder(out: Path, dinfo: distributed.DistInfo) -> RunLock | None:
 
 
 # ----------------------------------------------------------------------------------------- loop ---
-def _train_epochs(run: Run) -> None:
+def _train_epochs(run: TrainingRun) -> None:
     """Every epoch still to do: train, evaluate, check, checkpoint, log; a divergence writes the summary."""
     cfg, st = run.cfg, run.state
     if st.start_epoch >= cfg.epochs:
@@ -176,7 +176,7 @@ def _train_epochs(run: Run) -> None:
         raise NonFiniteLossError(exc.step, message) from None
 
 
-def _train_epoch(run: Run, epoch: int) -> tuple[dict[str, float], dict[str, float]]:
+def _train_epoch(run: TrainingRun, epoch: int) -> tuple[dict[str, float], dict[str, float]]:
     """Train and evaluate epoch ``epoch`` (0-based); raise if anything became NaN or infinite."""
     cfg, st = run.cfg, run.state
     run.data.set_epoch(epoch)
@@ -203,7 +203,7 @@ def _train_epoch(run: Run, epoch: int) -> tuple[dict[str, float], dict[str, floa
     return tr, ev
 
 
-def _save_epoch(run: Run, epoch: int, record: dict[str, Any]) -> None:
+def _save_epoch(run: TrainingRun, epoch: int, record: dict[str, Any]) -> None:
     """The checkpoint, then the epoch's line of ``metrics.jsonl``, the curves and the loggers (rank 0)."""
     out, ckpt_path = run.out, run.ckpt_path
     state = _checkpoint_state(run, epoch + 1)  # a collective (RNG states): every rank builds it
@@ -244,7 +244,7 @@ def _recorded_spec(model: nn.Module) -> str | None:
     return None if spec is None else str(spec)
 
 
-def _checkpoint_state(run: Run, epoch: int) -> dict[str, Any]:
+def _checkpoint_state(run: TrainingRun, epoch: int) -> dict[str, Any]:
     cfg, st, info = run.cfg, run.state, run.info
     return {
         "format_version": FORMAT_VERSION,
@@ -273,7 +273,7 @@ class StepHook:
     loggers (every ``log_every`` steps) and advance the progress bar (its loss and rate every ``_SYNC_EVERY``
     steps, one host synchronisation each)."""
 
-    run: Run
+    run: TrainingRun
     bar: Any = None  # a tqdm-like bar (update, set_postfix) or None
 
     def __call__(self, step: int, lr: float, loss: torch.Tensor) -> None:
@@ -315,7 +315,7 @@ def _read_summary(path: Path) -> dict[str, Any] | None:
     return kept if isinstance(kept, dict) and kept.get("status") == "completed" else None
 
 
-def _finish(run: Run) -> dict[str, Any]:
+def _finish(run: TrainingRun) -> dict[str, Any]:
     """Rank 0 writes ``summary.json`` (and ``curves.png`` if no epoch drew it); every rank returns the summary."""
     out, history = run.out, run.state.history
     if not run.state.trains:  # a resumed complete run: its summary stays as it was written
