@@ -139,8 +139,6 @@ def test_pretrained_weights_match_the_recorded_spec() -> None:
     from recalib.pretrained import list_pretrained
 
     for entry in list_pretrained():
-        if entry.recalib.startswith("sge"):
-            continue  # the SGE weights predate SGE's semantic groups and are being re-exported (issue 18)
         plain = create_model(entry.architecture, recalib=entry.recalib, in_chans=entry.in_chans,
                              num_classes=entry.num_classes)
         loaded = create_model(entry.architecture, recalib=plain.recalib_spec, in_chans=entry.in_chans,
