@@ -100,7 +100,7 @@ def test_func_jvp_matches_finite_differences(spec: str) -> None:
 def test_hooks_see_every_learnable_layer(spec: str) -> None:
     """Every conv, linear and BN inside an operator is a called submodule (hooks, pruning, PEFT see it)."""
     op = _op(spec).train()
-    layers = {n: m for n, m in op.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear, torch.nn.BatchNorm2d))}
+    layers = {n: m for n, m in op.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear, torch.nn.modules.batchnorm._BatchNorm))}
     seen: list[str] = []
     for name, m in layers.items():
         m.register_forward_hook(lambda mod, args, out, name=name: seen.append(name))

@@ -8,8 +8,8 @@ Regional, two formulations of the one partition of docs/spec.md, section 1:
   squeeze and excite, in reductions and broadcasts that ``torch.compile`` fuses;
 * membership, otherwise (sides not divisible, or symbolic sizes under export with dynamic shapes): every cell is
   a column of one 0/1 matrix M (H*W x B, the cells of all scales), the cell means are one product with
-  M / cell sizes and the gate one product with M^T / L.
-The product keeps x's memory format. Sliding: one integral image serves every scale; a window sum is two look-ups
+  M / cell sizes and the gate one product with M^T / L, each in x's own layout (N, C, H*W or, channels_last,
+  N, H*W, C), so that the final product runs over matching strides and keeps x's memory format. Sliding: one integral image serves every scale; a window sum is two look-ups
 per axis whatever the window size.
 """
 
@@ -31,6 +31,11 @@ def _side_sizes(x: torch.Tensor) -> tuple[int, int]:
     return (int(h), int(w)) if torch.jit.is_tracing() else (h, w)
 
 
+def channels_last(x: torch.Tensor) -> bool:
+    """True when x is laid out channels_last (and not also contiguous, as 1 x 1 maps and single channels are)."""
+    return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
 def _tiles(h: int, w: int, scales: tuple[int, ...]) -> tuple[int, int] | None:
     """(R_h, R_w), the finest common bands, when they cut both sides evenly; None otherwise or when symbolic."""
     if not (isinstance(h, int) and isinstance(w, int)):
@@ -46,51 +51,82 @@ def _membership(h: int, w: int, scales: tuple[int, ...], like: torch.Tensor) -> 
     return torch.cat([m.flatten(0, 1).flatten(1) for m in cells], 1)  # H, W, bh, bw -> H*W, bh*bw per scale
 
 
-def region_means(x: torch.Tensor, scales: tuple[int, ...]) -> list[torch.Tensor]:
-    """Per scale K, the mean of x (N, C, H, W) over each of its cells: N, C, bh, bw (bh = min(K, H))."""
+def _positions(x: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """x with its axes in memory order and the index of its H axis (W follows): (N, C, H, W) and 2, or, when x
+    is channels_last, (N, H, W, C) and 1. Block sums and products over this view run along x's own strides."""
+    return (x.permute(0, 2, 3, 1), 1) if channels_last(x) else (x, 2)
+
+
+def row_blocks(x: torch.Tensor, scales: tuple[int, ...]) -> torch.Tensor | None:
+    """The view of x split into its R_h row bands (memory order, see ``_positions``) when the block formulation
+    applies, else None. Pooling and product share it, so that their gradients meet in one sum with no copy."""
+    h, w = _side_sizes(x)
+    tiles = _tiles(h, w, scales)
+    if tiles is None:
+        return None
+    v, d = _positions(x)
+    return v.unflatten(d, (tiles[0], h // tiles[0]))
+
+
+def region_means(x: torch.Tensor, scales: tuple[int, ...], blocks: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """Per scale K, the mean of x (N, C, H, W) over each of its cells: N, C, bh, bw (bh = min(K, H)).
+    ``blocks``: ``row_blocks(x, scales)``, when the caller has it."""
     h, w = _side_sizes(x)
     sides = [(torch.sym_min(k, h), torch.sym_min(k, w)) for k in scales]  # bands per axis (_geometry)
-    tiles = _tiles(h, w, scales)
-    if tiles is not None:
-        rh, rw = tiles
-        fine = x.unflatten(2, (rh, h // rh)).sum(3).unflatten(3, (rw, w // rw)).sum(4)  # N, C, R_h, R_w: sums
+    blocks = row_blocks(x, scales) if blocks is None else blocks
+    if blocks is not None:
+        (rh, rw), d = _tiles(h, w, scales), _positions(x)[1]
+        fine = blocks.sum(d + 1).unflatten(d + 1, (rw, w // rw)).sum(d + 2)  # R_h x R_w cell sums, memory order
+        fine = fine.permute(0, 3, 1, 2) if d == 1 else fine  # N, C, R_h, R_w
         return [fine.unflatten(2, (bh, rh // bh)).unflatten(4, (bw, rw // bw)).sum((3, 5)) / (h // bh * (w // bw))
                 for bh, bw in sides]
     member = _membership(h, w, scales, x)
-    y = torch.matmul(x.flatten(2), member / member.sum(0))  # N, C, B: x read once for every cell of every scale
+    pool = member / member.sum(0)  # H*W, B: x read once for every cell of every scale
+    if channels_last(x):  # the product in x's own layout, N, H*W, C: no copy of x
+        y = torch.matmul(pool.t(), x.permute(0, 2, 3, 1).flatten(1, 2)).transpose(1, 2)  # N, C, B
+    else:
+        y = torch.matmul(x.flatten(2), pool)
     return [t.unflatten(2, s) for t, s in zip(y.split([a * b for a, b in sides], 2), sides)]
 
 
-def regions_times(x: torch.Tensor, zs: list[torch.Tensor], scales: tuple[int, ...]) -> torch.Tensor:
+def regions_times(x: torch.Tensor, zs: list[torch.Tensor], scales: tuple[int, ...],
+                  blocks: torch.Tensor | None = None) -> torch.Tensor:
     """x times Eq. 2's gate: each position's cell gates zs (per scale N, C, bh, bw) averaged over the scales.
-    N, C, H, W in x's memory format and dtype."""
+    N, C, H, W in x's memory format and dtype. ``blocks``: ``row_blocks(x, scales)``, when the caller has it."""
     h, w = _side_sizes(x)
-    tiles = _tiles(h, w, scales)
-    if tiles is not None:
-        rh, rw = tiles
+    blocks = row_blocks(x, scales) if blocks is None else blocks
+    if blocks is not None:
+        (rh, rw), d = _tiles(h, w, scales), _positions(x)[1]
         fine = torch.stack([z.repeat_interleave(rh // z.shape[2], 2).repeat_interleave(rw // z.shape[3], 3) for z in zs])
-        rows = fine.sum(0).to(x.dtype).repeat_interleave(w // rw, 3) / len(scales)  # N, C, R_h, W
-        return (x.unflatten(2, (rh, h // rh)) * rows.unsqueeze(3)).flatten(2, 3)  # each row band times its gates
+        rows = fine.sum(0).to(x.dtype).repeat_interleave(w // rw, 3) / len(scales)  # N, C, R_h, W: the row gates
+        rows = rows.permute(0, 2, 3, 1) if d == 1 else rows  # in the memory order of the blocks
+        out = (blocks * rows.unsqueeze(d + 1)).flatten(d, d + 1)  # each row band times its gates
+        return out.permute(0, 3, 1, 2) if d == 1 else out
     z = torch.cat([t.flatten(2) for t in zs], 2).to(x.dtype)  # N, C, B
-    gate = torch.matmul(z, _membership(h, w, scales, x).t() / len(scales))  # N, C, H*W
-    return x * gate.unflatten(2, (h, w))  # x first: the product keeps x's memory format
+    spread = _membership(h, w, scales, x) / len(scales)  # H*W, B
+    if channels_last(x):  # the gate in x's layout, so that the product runs over matching strides
+        return x * torch.matmul(spread, z.transpose(1, 2)).unflatten(1, (h, w)).permute(0, 3, 1, 2)
+    return x * torch.matmul(z, spread.t()).unflatten(2, (h, w))  # x first: the product keeps x's memory format
 
 
 def _box_sums(cum: torch.Tensor, dim: int, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-    """Sums over the windows [lo, hi) along ``dim`` (2 or 3) from inclusive cumulative sums: c[hi] - c[lo]
-    after a leading 0 is put in front of c."""
-    c = F.pad(cum, (0, 0, 1, 0) if dim == 2 else (1, 0))
+    """Sums over the windows [lo, hi) along ``dim`` from inclusive cumulative sums: c[hi] - c[lo] after a
+    leading 0 is put in front of c."""
+    c = F.pad(cum, [0, 0] * (cum.dim() - 1 - dim) + [1, 0])
     return c.index_select(dim, hi) - c.index_select(dim, lo)
 
 
 def window_means(x: torch.Tensor, scales: tuple[int, ...]) -> list[torch.Tensor]:
-    """Per scale K, the mean of x (N, C, H, W) over every position's sliding window: N, C, H, W."""
+    """Per scale K, the mean of x (N, C, H, W) over every position's sliding window: N, C, H, W in x's layout."""
     h, w = _side_sizes(x)
+    v, d = _positions(x)  # sums along x's own strides
     acc = torch.float64 if x.dtype == torch.float64 else torch.float32  # never sum in half precision
-    sat = x.to(acc).cumsum(2).cumsum(3)  # N, C, H, W: the integral image (inclusive)
+    sat = v.to(acc).cumsum(d).cumsum(d + 1)  # the integral image (inclusive)
     out = []
     for k in scales:
         (r0, r1), (c0, c1) = window_bounds(h, h * w, k, x.device), window_bounds(w, h * w, k, x.device)
-        box = _box_sums(_box_sums(sat, 2, r0, r1), 3, c0, c1)  # N, C, H, W: window sums (the two axes commute)
-        out.append((box / ((r1 - r0)[:, None] * (c1 - c0)).to(acc)).to(x.dtype))
+        box = _box_sums(_box_sums(sat, d, r0, r1), d + 1, c0, c1)  # window sums (the two axes commute)
+        count = ((r1 - r0)[:, None] * (c1 - c0)).to(acc)  # H, W
+        mean = (box / (count[..., None] if d == 1 else count)).to(x.dtype)
+        out.append(mean.permute(0, 3, 1, 2) if d == 1 else mean)
     return out

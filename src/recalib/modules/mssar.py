@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import _validate
-from ._pooling import region_means, regions_times, window_means
+from ._pooling import region_means, regions_times, row_blocks, window_means
 from ._validate import check_input
 from .registry import register_recalib
 
@@ -62,7 +62,7 @@ def _check_batch(ys: list[torch.Tensor], scales: tuple[int, ...], training: bool
 
 
 # Shape-dependent Python stays out of torch.fx graphs: these run as single nodes (as timm marks its layers).
-for _name in ("_source", "_check_batch", "region_means", "regions_times", "window_means"):
+for _name in ("_source", "_check_batch", "region_means", "regions_times", "row_blocks", "window_means"):
     torch.fx.wrap(_name)
 
 
@@ -112,26 +112,31 @@ class MSSAR(nn.Module):
         """Eq. 1 for scale i on pooled vectors y (N, C_in, h, w) -> gate (N, C, h, w); BN over the N*h*w vectors."""
         return torch.sigmoid(self.fc2[i](F.relu(self.bn[i](self.fc1[i](y)))))
 
-    def _cell_gates(self, x: torch.Tensor, context: torch.Tensor | None) -> list[torch.Tensor]:
-        """Eq. 1 for every scale: regional N, C, bh, bw (bh = min(K, H)); sliding N, C, H, W."""
-        src = _source(x, context, self.channels, self.context_channels)  # N, C_in, H, W
-        pool = region_means if self.strategy == "regional" else window_means
-        ys = pool(src, self.scales)  # per scale: the mean over every coordinate set
+    def _cell_gates(self, src: torch.Tensor, blocks: torch.Tensor | None) -> list[torch.Tensor]:
+        """Eq. 1 for every scale on src (x or the context): regional N, C, bh, bw (bh = min(K, H)); sliding N, C, H, W."""
+        if self.strategy == "regional":
+            ys = region_means(src, self.scales, blocks)  # per scale: the mean over every coordinate set
+        else:
+            ys = window_means(src, self.scales)
         _check_batch(ys, self.scales, self.training)
         return [self._excite(i, ys[i]) for i in range(len(self.scales))]  # ys is one fx node when traced
 
-    def _times_gate(self, x: torch.Tensor, zs: list[torch.Tensor]) -> torch.Tensor:
+    def _times_gate(self, x: torch.Tensor, zs: list[torch.Tensor], blocks: torch.Tensor | None) -> torch.Tensor:
         """x * Z, Z the mean over scales of each position's gates (Eq. 2); x's dtype and memory format."""
         if self.strategy == "regional":
-            return regions_times(x, zs, self.scales)  # each position's cells, without an H*W gate per scale
+            return regions_times(x, zs, self.scales, blocks)  # each position's cells, without an H*W gate per scale
         return x * torch.stack(zs).mean(0).to(x.dtype)
 
     def gate(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """The gate Z in (0, 1), N, C, H, W in x's dtype and memory format."""
-        return self._times_gate(torch.ones_like(x), self._cell_gates(x, context))
+        zs = self._cell_gates(_source(x, context, self.channels, self.context_channels), None)
+        return self._times_gate(torch.ones_like(x), zs, None)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        return self._times_gate(x, self._cell_gates(x, context))
+        src = _source(x, context, self.channels, self.context_channels)  # N, C_in, H, W
+        # Regional, where x's cells tile it: one view of x into row bands for both the pooling and the product.
+        blocks = row_blocks(x, self.scales) if self.strategy == "regional" and context is None else None
+        return self._times_gate(x, self._cell_gates(src, blocks), blocks)
 
     def extra_repr(self) -> str:
         ctx = f", context_channels={self.context_channels}" if self.context_channels is not None else ""
