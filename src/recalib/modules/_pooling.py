@@ -73,9 +73,10 @@ def region_means(x: torch.Tensor, scales: tuple[int, ...], blocks: torch.Tensor 
     ``blocks``: ``row_blocks(x, scales)``, when the caller has it."""
     h, w = _side_sizes(x)
     sides = [(torch.sym_min(k, h), torch.sym_min(k, w)) for k in scales]  # bands per axis (_geometry)
-    blocks = row_blocks(x, scales) if blocks is None else blocks
-    if blocks is not None:
-        (rh, rw), d = _tiles(h, w, scales), _positions(x)[1]
+    tiles = _tiles(h, w, scales)
+    if tiles is not None:
+        (rh, rw), d = tiles, _positions(x)[1]
+        blocks = _positions(x)[0].unflatten(d, (rh, h // rh)) if blocks is None else blocks
         fine = blocks.sum(d + 1).unflatten(d + 1, (rw, w // rw)).sum(d + 2)  # R_h x R_w cell sums, memory order
         fine = fine.permute(0, 3, 1, 2) if d == 1 else fine  # N, C, R_h, R_w
         return [fine.unflatten(2, (bh, rh // bh)).unflatten(4, (bw, rw // bw)).sum((3, 5)) / (h // bh * (w // bw))
@@ -94,9 +95,10 @@ def regions_times(x: torch.Tensor, zs: list[torch.Tensor], scales: tuple[int, ..
     """x times Eq. 2's gate: each position's cell gates zs (per scale N, C, bh, bw) averaged over the scales.
     N, C, H, W in x's memory format and dtype. ``blocks``: ``row_blocks(x, scales)``, when the caller has it."""
     h, w = _side_sizes(x)
-    blocks = row_blocks(x, scales) if blocks is None else blocks
-    if blocks is not None:
-        (rh, rw), d = _tiles(h, w, scales), _positions(x)[1]
+    tiles = _tiles(h, w, scales)
+    if tiles is not None:
+        (rh, rw), d = tiles, _positions(x)[1]
+        blocks = _positions(x)[0].unflatten(d, (rh, h // rh)) if blocks is None else blocks
         fine = torch.stack([z.repeat_interleave(rh // z.shape[2], 2).repeat_interleave(rw // z.shape[3], 3) for z in zs])
         rows = fine.sum(0).to(x.dtype).repeat_interleave(w // rw, 3) / len(scales)  # N, C, R_h, W: the row gates
         rows = rows.permute(0, 2, 3, 1) if d == 1 else rows  # in the memory order of the blocks
