@@ -30,7 +30,7 @@ from torch import nn
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from baselines import ObviousMSSAR, ReferenceSGE  # noqa: E402
+from baselines import MembershipMSSAR, ObviousMSSAR, ReferenceSGE, SeparableMSSAR  # noqa: E402
 from harness import (  # noqa: E402
     environment,
     markdown_table,
@@ -75,6 +75,8 @@ OPS: dict[str, tuple[str, Callable[[int], nn.Module]]] = {
     "sge": ("SGE (ours)", lambda c: SpatialGroupEnhance(c, groups=_sge_groups(c))),
     "sge_ref": ("SGE (official formulation)", lambda c: ReferenceSGE(SpatialGroupEnhance(c, groups=_sge_groups(c)))),
     "mssar_obvious": ("MS-SAR obvious formulation", lambda c: ObviousMSSAR(MSSAR(c))),
+    "mssar_separable": ("MS-SAR per-axis band products", lambda c: SeparableMSSAR(MSSAR(c))),
+    "mssar_membership": ("MS-SAR one membership matrix", lambda c: MembershipMSSAR(MSSAR(c))),
     "mssar": ("MS-SAR regional (ours, r=1: paper's D'=C/L)", MSSAR),
     "mssar_r16": ("MS-SAR regional (ours, r=16: SE's hidden budget)", lambda c: MSSAR(c, reduction=16)),
     "mssar_sliding": ("MS-SAR sliding (ours, r=1)", lambda c: MSSAR(c, strategy="sliding")),

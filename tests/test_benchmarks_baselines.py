@@ -23,15 +23,16 @@ _spec.loader.exec_module(baselines)
 SIZES = [32, 16, 8, 56, 28, 14, 7]
 
 
+@pytest.mark.parametrize("baseline", ["ObviousMSSAR", "SeparableMSSAR", "MembershipMSSAR"])
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("h", SIZES)
-def test_obvious_mssar_is_our_mssar(h: int, training: bool) -> None:
+def test_obvious_mssar_is_our_mssar(h: int, training: bool, baseline: str) -> None:
     ours = MSSAR(6).double().train(training)
     with torch.no_grad():
         for bn in ours.bn:
             bn.running_mean.uniform_(-0.3, 0.3)
             bn.running_var.uniform_(0.5, 2.0)
-    obvious = baselines.ObviousMSSAR(ours)
+    obvious = getattr(baselines, baseline)(ours)
     assert {id(p) for p in obvious.parameters()} == {id(p) for p in ours.parameters()}
     x = torch.randn(3, 6, h, h, dtype=torch.float64, requires_grad=True)
     g = torch.randn(3, 6, h, h, dtype=torch.float64)
