@@ -221,3 +221,27 @@ def test_block_formulation_equals_membership_product(monkeypatch: pytest.MonkeyP
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
     assert results[0][0].is_contiguous(memory_format=torch.channels_last) == channels_last
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("channels_last, scales, hw", [(False, (1, 2, 4), (8, 8)), (True, (2, 3), (12, 24))])
+def test_compiled_block_formulation_matches_eager(channels_last: bool, scales: tuple[int, ...],
+                                                 hw: tuple[int, int]) -> None:
+    """Under torch.compile the blocks are a 6-D view (also 2 columns wide); outputs and gradients are eager's."""
+    import recalib.modules._pooling as pooling
+
+    torch.manual_seed(0)
+    op = MSSAR(6, scales=scales).train()
+    x = torch.randn(3, 6, *hw)
+    x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    assert pooling._tiles(*hw, scales) is not None or hw == (8, 8), "eager takes the blocks (8x8: membership)"
+    g = torch.randn(3, 6, *hw)
+    torch._dynamo.reset()
+    results = []
+    for fn in (op, torch.compile(op, fullgraph=True)):
+        inp = x.detach().requires_grad_()
+        out = fn(inp)
+        results.append((out, *torch.autograd.grad(out, [inp, *op.parameters()], g)))
+    for a, b in zip(*results):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+    assert results[1][0].is_contiguous(memory_format=torch.channels_last) == channels_last
