@@ -149,6 +149,7 @@ def ops_section(o: Ops) -> str:
                                    for op in cfg["ops"]] for s in shapes]
             out.append(markdown_table(["N×C×H×W", *[f"`{op}`" for op in cfg["ops"]]], rows))
             pairs = [("mssar", "se"), ("mssar_r16", "se"), ("mssar", "timm_se"), ("mssar_sliding", "se"), ("mssar_obvious", "mssar"),
+                     ("mssar_separable", "mssar"), ("mssar_membership", "mssar"),
                      ("se", "timm_se"), ("sge", "sge_ref")]
             pairs = [(a, b) for a, b in pairs if a in cfg["ops"] and b in cfg["ops"]]
             rows = [[_shape(s)] + [_f(o.ratio(mode, fmt, s, a, b)) for a, b in pairs] for s in shapes]
@@ -234,17 +235,18 @@ equations, its learnable layers are called submodules, and composability (double
 `torch.fx`, `torch.compile(fullgraph=True)`, `torch.export`, ONNX) is tested for every variant in
 `tests/modules/test_composability.py`; `scripts/make_export_doc.py` tables what every export and compile path supports.
 MS-SAR's cells and windows are computed from the input's size with tensor operations, so one exported graph
-serves every size. Its regional pooling and Eq. 2 have two formulations of the one partition
-(`modules/_pooling.py`): where the finest cells of all scales tile the map in blocks at least 4 columns wide
-(32×32, 16×16 and 56×56 with scales 1, 2, 4), block views — x is summed once into its finest cells and multiplied
-once by the rows of the combined gate, O(1) work per element as in SE, in reductions and broadcasts that
-`torch.compile` fuses; elsewhere (sides the scales do not divide, narrow blocks, symbolic sizes under export)
-one product with the 0/1 cell-membership matrix (H·W × Σ cells, 21 cells for scales 1, 2, 4) and one with its
-transpose. Measured at the operator (forward + backward, one thread, CPU time): blocks were 1.3–1.5× faster
-than the product at 32×32 and 28×28 but 1.7× slower at 8×8, hence the width rule. A separable variant (row
-bands, then column bands: 7 multiply-adds per element instead of 21) was slower than both at the CIFAR shapes
-(thin matrix products), and index-based gathers for Eq. 2 slower still, so neither was kept. The sliding strategy
-uses one integral image for every scale.
+serves every size. Its regional pooling and Eq. 2 (`modules/_pooling.py`) run along x's own strides (over x's
+(N, H, W, C) view when x is channels_last), in one of two formulations of the one partition: where the finest
+cells of all scales tile the map (32×32, 16×16, 56×56 and 28×28 with scales 1, 2, 4), *blocks* — x is summed
+once into its finest cells and multiplied once by their gates, O(1) work per element as in SE (eager: one
+row-band view of x shared by the pooling and the product, so that their gradients meet without a copy;
+compiled: a 6-D block view, which inductor fuses best, also for blocks 2 columns wide); elsewhere (sides the
+scales do not divide, blocks under 4 columns wide in eager, symbolic sizes under export) one product with the
+0/1 cell-membership matrix (H·W × Σ cells) and one with its transpose. The formulations it was chosen against
+are timed side by side in the operator tables below (`mssar_obvious`: adaptive pooling and nearest up-sampling
+per scale; `mssar_separable`: per-axis band products; `mssar_membership`: one membership matrix at every size
+and layout, the formulation before issue 21). The sliding strategy uses one integral image for every scale,
+summed along x's own strides.
 
 Baselines (`benchmarks/baselines.py`): the *obvious MS-SAR* is the issue's formulation (per scale adaptive
 average pooling — the averaging matrices of docs/spec.md's partition where K does not divide the map, since adaptive pooling's windows
@@ -295,8 +297,9 @@ OPS_NOTE = """
 ## Operator-level timings and profiles (information)
 
 The tables below time single operators (forward + backward) at the CIFAR and ImageNet feature-map shapes. They
-are information, not targets: the files were measured at the commit each heading names, which for the committed
-files is the old fused code; the network-level ratios above are what changed for users. Re-run `bench_ops.py`
+are information, not targets: each file was measured at the commit its heading names (`ops-cpu-2threads.json`
+and `profile-cpu-2threads.json` at older code; `ops-cpu-formulations-1thread.json` times MS-SAR's regional
+formulations at the commit that chose them); the network-level ratios above are what changed for users. Re-run `bench_ops.py`
 and `profile_ops.py` to measure this checkout.
 """
 
