@@ -107,7 +107,9 @@ def network_section(compare: list[dict[str, Any]]) -> str:
     """The side-by-side runs of ``bench_train.py --compare-old``: targets, every ratio, compile against eager."""
     if not compare:
         return "No `train-compare-*.json` yet: run `python3 benchmarks/bench_train.py --compare-old <commit>`.\n"
-    ratios = {(r["model"], r["mode"]): (r, d) for d in compare for r in d["ratios"]}
+    # Where several runs measured one model and mode, the one with the most timed steps is shown (all are listed).
+    longest_last = sorted(compare, key=lambda d: d["config"]["rounds"] * d["config"]["steps"])
+    ratios = {(r["model"], r["mode"]): (r, d) for d in longest_last for r in d["ratios"]}
     out = []
     for d in compare:
         cfg = d["config"]
@@ -125,7 +127,7 @@ def network_section(compare: list[dict[str, Any]]) -> str:
             for (model, mode), (r, _) in ratios.items()]
     out.append("\nEvery ratio (> 1: the numerator's step is slower):\n\n")
     out.append(markdown_table(["model", "mode", *[c for _, c in RATIO_COLUMNS]], rows))
-    ips = {(r["model"], r["mode"], r["code"], r["recalib"]): r["median_images_per_s"] for d in compare for r in d["results"]}
+    ips = {(r["model"], r["mode"], r["code"], r["recalib"]): r["median_images_per_s"] for d in longest_last for r in d["results"]}
     rows = [[m, f"{code}/{rc}", _f(ips[(m, "eager", code, rc)] / v)] for (m, mode, code, rc), v in ips.items()
             if mode == "compile" and (m, "eager", code, rc) in ips]
     if rows:
@@ -215,7 +217,7 @@ comes from those files; do not edit by hand).
 | what | command (from a clone, `pip install -e .`) | output |
 |---|---|---|
 | operator forward+backward times | `python3 benchmarks/bench_ops.py` | `benchmarks/results/ops-<device>.json` + `.md` |
-| training step, old code against this checkout | `python3 benchmarks/bench_train.py --compare-old 1dd012b --threads 1 --models resnet56 --compare-modes eager --tag r56-eager` (one run per model and mode: `resnet20`, `resnet56`, `resnet50`; `eager`, `compile`) | `benchmarks/results/train-compare-<device>-<tag>.json` + `.md` |
+| training step, old code against this checkout | `python3 benchmarks/bench_train.py --compare-old 1dd012b --threads 1 --clock thread --rounds 9 --models resnet20,resnet56 --compare-modes eager,compile --tag r20-r56` (and `--models resnet50 --compare-modes eager --rounds 5 --tag r50-eager`; `benchmarks/README.md` lists the committed runs) | `benchmarks/results/train-compare-<device>-<tag>.json` + `.md` |
 | training throughput | `python3 benchmarks/bench_train.py` | `benchmarks/results/train-<device>.json` + `.md` |
 | profiles behind the shortfalls | `python3 benchmarks/profile_ops.py` | `benchmarks/results/profile-<device>.json` |
 | this document | `python3 benchmarks/make_performance_doc.py` | `docs/performance.md` |
@@ -285,7 +287,7 @@ operator's call. `bench_train.py --compare-old <commit>` builds the SE and MS-SA
 temporary git worktree of that commit, or `--old-src`, imported as `recalib_old`) and from this checkout, with
 the same arguments (so the same function), and times their training steps interleaved in one process, CPU
 float32, by the thread's CPU time (with one thread, time spent waiting for a core on a shared machine does not
-count).
+count). Where two runs measured the same model and mode, the tables show the one with more timed steps.
 
 `torch.compile` on CPU is not a free speed-up: its training step can be slower than eager, and with channels_last
 it has been measured much slower on this 2-core machine, so `recalib train --compile` on a CPU logs a warning. Where a compile run
