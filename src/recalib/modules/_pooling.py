@@ -71,8 +71,14 @@ def row_blocks(x: torch.Tensor, scales: tuple[int, ...]) -> torch.Tensor | None:
     tiles = _tiles(h, w, scales)
     if tiles is None or torch.compiler.is_compiling():
         return None
+    return _rows(x, tiles[0])[0]
+
+
+def _rows(x: torch.Tensor, rh: int) -> tuple[torch.Tensor, int]:
+    """x (memory order) split into R_h row bands, and the index of the R_h axis: (N, C, R_h, H/R_h, W) and 2, or
+    (N, R_h, H/R_h, W, C) and 1."""
     v, d = _positions(x)
-    return v.unflatten(d, (tiles[0], h // tiles[0]))
+    return v.unflatten(d, (rh, v.shape[d] // rh)), d
 
 
 def _six(x: torch.Tensor, rh: int, rw: int) -> tuple[torch.Tensor, int]:
@@ -94,8 +100,8 @@ def region_means(x: torch.Tensor, scales: tuple[int, ...], blocks: torch.Tensor 
             six, d = _six(x, rh, rw)
             fine = six.sum((d + 1, d + 3))  # R_h x R_w cell sums, memory order
         else:
-            d = _positions(x)[1]
-            blocks = _positions(x)[0].unflatten(d, (rh, h // rh)) if blocks is None else blocks
+            own, d = _rows(x, rh)
+            blocks = own if blocks is None else blocks  # the caller's view of x, when it has one
             fine = blocks.sum(d + 1).unflatten(d + 1, (rw, w // rw)).sum(d + 2)
         fine = fine.permute(0, 3, 1, 2) if d == 1 else fine  # N, C, R_h, R_w
         return [fine.unflatten(2, (bh, rh // bh)).unflatten(4, (bw, rw // bw)).sum((3, 5)) / (h // bh * (w // bw))
@@ -124,8 +130,8 @@ def regions_times(x: torch.Tensor, zs: list[torch.Tensor], scales: tuple[int, ..
             g = (gates.permute(0, 2, 3, 1) if d == 1 else gates).unsqueeze(d + 1).unsqueeze(d + 3)
             out = (six * g).flatten(d + 2, d + 3).flatten(d, d + 1)  # each block times its gate
         else:
-            d = _positions(x)[1]
-            blocks = _positions(x)[0].unflatten(d, (rh, h // rh)) if blocks is None else blocks
+            own, d = _rows(x, rh)
+            blocks = own if blocks is None else blocks  # the caller's view of x, when it has one
             rows = gates.repeat_interleave(w // rw, 3)  # N, C, R_h, W: the gates of each row band
             out = (blocks * (rows.permute(0, 2, 3, 1) if d == 1 else rows).unsqueeze(d + 1)).flatten(d, d + 1)
         return out.permute(0, 3, 1, 2) if d == 1 else out
